@@ -1,0 +1,1 @@
+"""Getting data into the graph and training snapshots out of it."""

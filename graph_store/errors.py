@@ -1,0 +1,15 @@
+"""Errors raised by every store adapter, so callers never see a driver's exception types."""
+
+
+class StoreError(RuntimeError):
+    """A statement failed inside a reachable store (bad data, constraint violation, timeout)."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached; the message names the URI and what to run."""
+
+    def __init__(self, uri: str, reason: str, hint: str) -> None:
+        super().__init__(f"graph store {uri} is unavailable ({reason}). {hint}")
+        self.uri = uri
+        self.reason = reason
+        self.hint = hint

@@ -1,0 +1,140 @@
+"""FalkorDB adapter: the embedded default, spoken to with the `falkordb` client (not Bolt)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import redis.exceptions
+from falkordb import FalkorDB
+
+from graph_store.cypher import Statement, script
+from graph_store.errors import StoreError, StoreUnavailableError
+from graph_store.port import Row
+
+START_HINT = "Start the embedded store with `donor-match store start` (or `make demo`)."
+
+# Neo4j 5 DDL from neo4j/schema.cypher, translated to FalkorDB's index/constraint commands.
+_NODE_UNIQUE = re.compile(
+    r"CREATE CONSTRAINT \w+ IF NOT EXISTS FOR \((\w+):(\w+)\) REQUIRE \1\.(\w+) IS UNIQUE", re.I
+)
+_REL_UNIQUE = re.compile(
+    r"CREATE CONSTRAINT \w+ IF NOT EXISTS FOR \(\)-\[(\w+):(\w+)\]-\(\) "
+    r"REQUIRE \1\.(\w+) IS UNIQUE",
+    re.I,
+)
+_NODE_INDEX = re.compile(
+    r"CREATE INDEX \w+ IF NOT EXISTS FOR \((\w+):(\w+)\) ON \(\1\.(\w+)\)", re.I
+)
+
+
+class FalkorDBStore:
+    def __init__(
+        self, host: str, port: int, graph: str, timeout_s: float, password: str | None = None
+    ) -> None:
+        self._uri = f"falkordb://{host}:{port}/{graph}"
+        self._graph_name = graph
+        self._timeout_ms = max(1, int(timeout_s * 1000))
+        # The socket timeout bounds every client call, even one the server never answers.
+        self._db = FalkorDB(
+            host=host,
+            port=port,
+            password=password,
+            socket_timeout=timeout_s + 1,
+            socket_connect_timeout=min(timeout_s, 2.0),
+        )
+        self._graph = self._db.select_graph(graph)
+
+    @property
+    def uri(self) -> str:
+        return self._uri
+
+    def read(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
+        return self._run(statement, params, read_only=True)
+
+    def write(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
+        return self._run(statement, params, read_only=False)
+
+    def ping(self) -> None:
+        self._call(lambda: self._db.connection.ping())
+
+    def close(self) -> None:
+        self._db.connection.close()
+
+    def apply_schema(self) -> None:
+        for ddl in script("schema"):
+            if match := _NODE_UNIQUE.fullmatch(ddl.text):
+                self._unique(match[2], match[3], "NODE")
+            elif match := _REL_UNIQUE.fullmatch(ddl.text):
+                self._unique(match[2], match[3], "RELATIONSHIP")
+            elif match := _NODE_INDEX.fullmatch(ddl.text):
+                self._index(match[2], match[3], "NODE")
+            else:
+                raise StoreError(f"FalkorDB adapter cannot translate {ddl.name}: {ddl.text!r}")
+
+    def _index(self, label: str, prop: str, entity: str) -> None:
+        # Identifiers come from the project's own schema file, matched by \w+ above.
+        pattern = f"(e:{label})" if entity == "NODE" else f"()-[e:{label}]-()"
+        self._idempotent(
+            lambda: self._graph.query(f"CREATE INDEX FOR {pattern} ON (e.{prop})"),
+            "already indexed",
+        )
+
+    def _unique(self, label: str, prop: str, entity: str) -> None:
+        # FalkorDB enforces uniqueness only on top of an exact-match index.
+        self._index(label, prop, entity)
+        self._idempotent(
+            lambda: self._db.connection.execute_command(
+                "GRAPH.CONSTRAINT", "CREATE", self._graph_name, "UNIQUE", entity, label,
+                "PROPERTIES", 1, prop,
+            ),
+            "already exists",
+        )
+
+    def _idempotent(self, fn: Callable[[], object], already: str) -> None:
+        """FalkorDB has no IF NOT EXISTS: creating what exists fails with a known message."""
+        try:
+            self._call(fn)
+        except StoreError as exc:
+            if already not in str(exc):
+                raise
+
+    def _run(
+        self, statement: Statement, params: Mapping[str, Any] | None, *, read_only: bool
+    ) -> list[Row]:
+        query = self._graph.ro_query if read_only else self._graph.query
+        result = self._call(
+            lambda: query(statement.text, dict(params or {}), timeout=self._timeout_ms),
+            statement,
+        )
+        return self._rows(result)
+
+    @staticmethod
+    def _rows(result: Any) -> list[Row]:
+        columns = [column[1] for column in result.header]
+        return [dict(zip(columns, map(_plain, values), strict=True)) for values in result.result_set]
+
+    def _call(self, fn: Callable[[], Any], statement: Statement | None = None) -> Any:
+        try:
+            return fn()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            if isinstance(exc, redis.exceptions.TimeoutError) and statement is not None:
+                raise StoreError(f"{statement.name} timed out on {self._uri}") from exc
+            raise StoreUnavailableError(self._uri, _first_line(exc), START_HINT) from exc
+        except redis.exceptions.ResponseError as exc:
+            where = statement.name if statement else "schema"
+            raise StoreError(f"{where} failed on {self._uri}: {_first_line(exc)}") from exc
+
+
+def _plain(value: Any) -> Any:
+    """FalkorDB returns OrderedDicts for maps; callers expect plain values."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -1,0 +1,84 @@
+"""Neo4j adapter: the official driver with managed transactions (production backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import neo4j
+import neo4j.exceptions
+
+from graph_store.cypher import Statement, script
+from graph_store.errors import StoreError, StoreUnavailableError
+from graph_store.port import Row
+
+T = TypeVar("T")
+CHECK_HINT = "Check NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD and that Neo4j is running."
+
+
+class Neo4jStore:
+    def __init__(
+        self, uri: str, user: str, password: str, database: str, timeout_s: float
+    ) -> None:
+        self._uri = uri
+        self._database = database
+        self._timeout_s = timeout_s
+        self._driver = neo4j.GraphDatabase.driver(
+            uri,
+            auth=(user, password),
+            connection_timeout=timeout_s,
+            connection_acquisition_timeout=timeout_s,
+            max_transaction_retry_time=timeout_s,
+        )
+
+    @property
+    def uri(self) -> str:
+        return f"{self._uri}/{self._database}"
+
+    def read(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
+        return self._session_call(
+            neo4j.READ_ACCESS, lambda session: session.execute_read(self._work(statement, params))
+        )
+
+    def write(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
+        return self._session_call(
+            neo4j.WRITE_ACCESS, lambda session: session.execute_write(self._work(statement, params))
+        )
+
+    def apply_schema(self) -> None:
+        # The schema file is Neo4j 5 DDL with IF NOT EXISTS, so it runs as written.
+        for ddl in script("schema"):
+            self.write(ddl)
+
+    def ping(self) -> None:
+        self._guard(lambda: self._driver.verify_connectivity(database=self._database))
+
+    def close(self) -> None:
+        self._driver.close()
+
+    def _work(
+        self, statement: Statement, params: Mapping[str, Any] | None
+    ) -> Callable[[neo4j.ManagedTransaction], list[Row]]:
+        query = neo4j.Query(statement.text, timeout=self._timeout_s)  # type: ignore[arg-type]
+
+        def run(tx: neo4j.ManagedTransaction) -> list[Row]:
+            return [record.data() for record in tx.run(query, dict(params or {}))]
+
+        return run
+
+    def _session_call(self, mode: str, fn: Callable[[neo4j.Session], T]) -> T:
+        def call() -> T:
+            with self._driver.session(database=self._database, default_access_mode=mode) as s:
+                return fn(s)
+
+        return self._guard(call)
+
+    def _guard(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.AuthError) as exc:
+            raise StoreUnavailableError(self.uri, type(exc).__name__, CHECK_HINT) from exc
+        except neo4j.exceptions.Neo4jError as exc:
+            raise StoreError(f"{exc.code}: {exc.message}") from exc
+        except neo4j.exceptions.DriverError as exc:
+            raise StoreError(f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,30 @@
+"""Store configuration, read from the environment (secrets never come from files in the repo)."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StoreSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    backend: Literal["falkordb", "neo4j"] = Field("falkordb", validation_alias="DONOR_MATCH_STORE")
+    timeout_s: float = Field(10.0, gt=0, validation_alias="DONOR_MATCH_STORE_TIMEOUT_S")
+
+    # Embedded FalkorDB (the default): a server this project starts on loopback.
+    data_dir: Path = Field(Path("var"), validation_alias="DONOR_MATCH_DATA_DIR")
+    falkordb_host: str = Field("127.0.0.1", validation_alias="DONOR_MATCH_FALKORDB_HOST")
+    falkordb_port: int = Field(6390, ge=1, le=65535, validation_alias="DONOR_MATCH_FALKORDB_PORT")
+    graph_name: str = Field("donor_match", validation_alias="DONOR_MATCH_GRAPH")
+
+    # Neo4j (production).
+    neo4j_uri: str = Field("neo4j://localhost:7687", validation_alias="NEO4J_URI")
+    neo4j_user: str = Field("neo4j", validation_alias="NEO4J_USER")
+    neo4j_password: SecretStr = Field(SecretStr(""), validation_alias="NEO4J_PASSWORD")
+    neo4j_database: str = Field("neo4j", validation_alias="NEO4J_DATABASE")
+
+    @property
+    def falkordb_dir(self) -> Path:
+        return self.data_dir / "falkordb"

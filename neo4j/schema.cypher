@@ -1,0 +1,10 @@
+// Graph schema, Neo4j 5 syntax. Applied idempotently by `donor-match store init`;
+// the FalkorDB adapter translates each statement to its own index/constraint commands.
+// Every loader MERGEs on these ids, so each needs a unique constraint (and its index).
+CREATE CONSTRAINT donor_id IF NOT EXISTS FOR (d:Donor) REQUIRE d.id IS UNIQUE;
+CREATE CONSTRAINT nonprofit_id IF NOT EXISTS FOR (n:Nonprofit) REQUIRE n.id IS UNIQUE;
+CREATE CONSTRAINT cause_id IF NOT EXISTS FOR (c:Cause) REQUIRE c.id IS UNIQUE;
+CREATE CONSTRAINT region_id IF NOT EXISTS FOR (r:Region) REQUIRE r.id IS UNIQUE;
+// A donation is a relationship carrying its own id, amount and timestamp.
+CREATE CONSTRAINT donation_id IF NOT EXISTS FOR ()-[g:DONATED]-() REQUIRE g.id IS UNIQUE;
+CREATE INDEX nonprofit_name IF NOT EXISTS FOR (n:Nonprofit) ON (n.name);

@@ -1,0 +1,4 @@
+MATCH (d:Donor)
+OPTIONAL MATCH (d)-[:LIVES_IN]->(r:Region)
+RETURN d.id AS id, d.name AS name, r.id AS region_id
+ORDER BY id SKIP $skip LIMIT $limit
