@@ -129,7 +129,7 @@ def _zipf_weights(n: int, exponent: float, rng: np.random.Generator) -> np.ndarr
 
 
 def _pick_causes(count: int, weight: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A boolean (count × causes) membership matrix with 1–3 causes per row."""
+    """A boolean (count x causes) membership matrix with 1 to 3 causes per row."""
     k = min(3, len(weight))
     sizes = rng.integers(1, k + 1, count)
     member = np.zeros((count, len(weight)), dtype=bool)

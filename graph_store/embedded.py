@@ -6,6 +6,7 @@ experimental and would bind every interface).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -77,10 +78,9 @@ class EmbeddedFalkorDB:
         """Shut down cleanly (flushing the AOF); a no-op when not running."""
         pid = self._pid()
         if self._answers():
-            try:
+            # The server closes the connection as it exits.
+            with contextlib.suppress(redis.exceptions.ConnectionError):
                 self._client().shutdown(nosave=False)
-            except redis.exceptions.ConnectionError:
-                pass  # the server closes the connection as it exits
         elif pid is not None and _alive(pid):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + wait_s

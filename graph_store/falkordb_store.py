@@ -113,7 +113,9 @@ class FalkorDBStore:
     @staticmethod
     def _rows(result: Any) -> list[Row]:
         columns = [column[1] for column in result.header]
-        return [dict(zip(columns, map(_plain, values), strict=True)) for values in result.result_set]
+        return [
+            dict(zip(columns, map(_plain, values), strict=True)) for values in result.result_set
+        ]
 
     def _call(self, fn: Callable[[], Any], statement: Statement | None = None) -> Any:
         try:

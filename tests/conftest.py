@@ -5,10 +5,17 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from donor_match.settings import AppSettings
+from etl.loader import load_tables
+from etl.snapshot import export_snapshot
+from etl.synth import SynthConfig, generate
+from etl.tables import Tables
+from graph_model.train import TrainConfig, train
 from graph_store import GraphStore, StoreSettings, open_store
 from graph_store.embedded import EmbeddedFalkorDB
 
@@ -44,3 +51,37 @@ def store(store_settings: StoreSettings) -> Iterator[GraphStore]:
     opened.apply_schema()
     yield opened
     opened.close()
+
+
+# A tiny graph with the planted structure, loaded once and served by a model trained on it.
+TINY_GRAPH = SynthConfig(donors=300, nonprofits=60, causes=8, regions=6, donations=4_000, seed=3)
+TINY_TRAINING = TrainConfig(steps=60, seed=0)
+
+
+@dataclass(frozen=True)
+class ServedGraph:
+    store_settings: StoreSettings
+    app_settings: AppSettings
+    tables: Tables
+
+
+@pytest.fixture(scope="session")
+def served_graph(
+    falkordb_server: EmbeddedFalkorDB, tmp_path_factory: pytest.TempPathFactory
+) -> ServedGraph:
+    """Synthetic graph → store → snapshot → trained TF-GNN model, as `make demo` does it."""
+    root = tmp_path_factory.mktemp("served")
+    store_settings = StoreSettings(
+        backend="falkordb", falkordb_port=falkordb_server.port, graph_name="served", timeout_s=10
+    )
+    app_settings = AppSettings(models_dir=root / "models", snapshots_dir=root / "snapshots")
+    tables = generate(TINY_GRAPH)
+    store = open_store(store_settings)
+    try:
+        store.apply_schema()
+        load_tables(store, tables)
+        snapshot_dir = export_snapshot(store, app_settings.snapshots_dir)
+    finally:
+        store.close()
+    train(snapshot_dir, app_settings.models_dir, TINY_TRAINING)
+    return ServedGraph(store_settings, app_settings, tables)

@@ -1,0 +1,1 @@
+"""donor-match: services behind the GraphQL API and the command line."""

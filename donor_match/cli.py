@@ -1,0 +1,241 @@
+"""`donor-match`: the command line. Commands only translate arguments; work happens elsewhere."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from donor_match.settings import AppSettings
+from graph_store import GraphStore, StoreError, StoreSettings, open_store
+
+app = typer.Typer(help="Match donors with nonprofits over a graph.", no_args_is_help=True)
+store_app = typer.Typer(help="The graph store (embedded FalkorDB or Neo4j).", no_args_is_help=True)
+etl_app = typer.Typer(help="Data into the graph, snapshots out of it.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+app.add_typer(etl_app, name="etl")
+console = Console(stderr=True)
+
+SAMPLE_QUERY = """query {{
+  matches(donorId: "{donor_id}", first: 5) {{
+    rank score nonprofit {{ id name causes {{ name }} region {{ name }} }}
+  }}
+}}"""
+
+
+@contextmanager
+def _store() -> Iterator[GraphStore]:
+    store = open_store(StoreSettings())
+    try:
+        yield store
+    except StoreError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    finally:
+        store.close()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _embedded():
+    from graph_store.embedded import EmbeddedFalkorDB
+
+    settings = StoreSettings()
+    if settings.backend != "falkordb":
+        console.print("[red]error:[/red] DONOR_MATCH_STORE=neo4j: the embedded server is not used")
+        raise typer.Exit(2)
+    return EmbeddedFalkorDB(settings.falkordb_dir, settings.falkordb_port)
+
+
+@store_app.command("start")
+def store_start() -> None:
+    """Start the embedded FalkorDB server on 127.0.0.1 (data under DONOR_MATCH_DATA_DIR)."""
+    status = _embedded().start()
+    console.print(f"FalkorDB running on 127.0.0.1:{status.port} (pid {status.pid}), "
+                  f"data in {status.data_dir}")
+
+
+@store_app.command("stop")
+def store_stop() -> None:
+    """Stop the embedded FalkorDB server, flushing its append-only file."""
+    _embedded().stop()
+    console.print("FalkorDB stopped")
+
+
+@store_app.command("status")
+def store_status() -> None:
+    """Say whether the configured store answers."""
+    settings = StoreSettings()
+    with _store() as store:
+        store.ping()
+        console.print(f"{store.uri} is up ({settings.backend})")
+
+
+@store_app.command("init")
+def store_init() -> None:
+    """Create the constraints and indexes of neo4j/schema.cypher (idempotent)."""
+    with _store() as store:
+        store.apply_schema()
+        console.print(f"schema applied to {store.uri}")
+
+
+@etl_app.command("synth")
+def etl_synth(
+    out: Annotated[Path, typer.Option(help="Directory for the Parquet tables.")],
+    donors: int = 2000,
+    nonprofits: int = 200,
+    causes: int = 12,
+    regions: int = 10,
+    donations: int = 30_000,
+    seed: int = 7,
+) -> None:
+    """Generate a seeded synthetic graph as canonical Parquet tables."""
+    from etl.snapshot import write_snapshot
+    from etl.synth import SynthConfig, generate
+
+    try:
+        config = SynthConfig(donors, nonprofits, causes, regions, donations, seed)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    tables = generate(config)
+    write_snapshot(tables, out)
+    console.print(f"wrote {', '.join(f'{t.num_rows} {n}' for n, t in tables.items())} to {out}")
+
+
+@etl_app.command("load")
+def etl_load(
+    path: Annotated[Path, typer.Argument(help="Directory of canonical Parquet tables.")],
+    batch_size: int = 2000,
+) -> None:
+    """Load canonical tables into the store with batched UNWIND ... MERGE (idempotent)."""
+    from etl.loader import load_tables
+    from etl.snapshot import read_tables
+
+    try:
+        tables = read_tables(path)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    with _store() as store, _progress() as progress:
+        tasks = {name: progress.add_task(f"load {name}", total=t.num_rows)
+                 for name, t in tables.items()}
+        store.apply_schema()
+        summary = load_tables(
+            store, tables, batch_size, lambda name, n: progress.advance(tasks[name], n)
+        )
+    for name, unmatched in summary.unmatched.items():
+        if unmatched:
+            console.print(f"[yellow]warning:[/yellow] {unmatched} {name} rows named unknown nodes")
+
+
+@etl_app.command("snapshot")
+def etl_snapshot() -> None:
+    """Export a content-hashed training snapshot (Parquet) from the store."""
+    from etl.snapshot import export_snapshot
+
+    with _store() as store:
+        path = export_snapshot(store, AppSettings().snapshots_dir)
+    typer.echo(path)
+
+
+@app.command()
+def train(
+    snapshot: Annotated[
+        Path | None, typer.Option(help="Snapshot directory; default: export one from the store.")
+    ] = None,
+    steps: int = 150,
+    seed: int = 0,
+) -> None:
+    """Train the TF-GNN link predictor and publish a new model version."""
+    settings = AppSettings()
+    if snapshot is None:
+        from etl.snapshot import export_snapshot
+
+        with _store() as store:
+            snapshot = export_snapshot(store, settings.snapshots_dir)
+    from graph_model.train import TrainConfig
+    from graph_model.train import train as train_model
+
+    with _progress() as progress:
+        task = progress.add_task("train", total=steps)
+        version_dir = train_model(
+            snapshot,
+            settings.models_dir,
+            TrainConfig(steps=steps, seed=seed),
+            lambda step, total, loss: progress.update(
+                task, completed=step, description=f"train (loss {loss:.4f})"
+            ),
+        )
+    metrics = json.loads((version_dir / "metrics.json").read_text())
+    table = Table("metric", "value", title=f"model {version_dir.name}")
+    for key, value in sorted(_flatten(metrics).items()):
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+def _flatten(value: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(value, dict):
+        flat: dict[str, object] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): value}
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: DONOR_MATCH_API_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: DONOR_MATCH_API_PORT.")] = None,
+) -> None:
+    """Serve the GraphQL API (GraphiQL at /graphql) with uvicorn."""
+    import uvicorn
+
+    from graphql_api.app import create_app
+
+    settings = AppSettings()
+    uvicorn.run(
+        create_app(settings), host=host or settings.api_host, port=port or settings.api_port
+    )
+
+
+@app.command()
+def demo(
+    donors: int = 2000,
+    nonprofits: int = 200,
+    donations: int = 30_000,
+    steps: int = 150,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
+) -> None:
+    """Start the embedded store, load a synthetic graph, train, and serve GraphiQL."""
+    from etl.loader import load_tables
+    from etl.synth import SynthConfig, generate
+
+    store_start()
+    tables = generate(SynthConfig(donors=donors, nonprofits=nonprofits, donations=donations))
+    with _store() as store, _progress() as progress:
+        store.apply_schema()
+        tasks = {name: progress.add_task(f"load {name}", total=t.num_rows)
+                 for name, t in tables.items()}
+        load_tables(store, tables, progress=lambda name, n: progress.advance(tasks[name], n))
+    train(snapshot=None, steps=steps, seed=0)
+    settings = AppSettings()
+    donor_id = tables["donations"].column("donor_id")[0].as_py()
+    console.print(
+        f"\nGraphiQL: http://{settings.api_host}:{settings.api_port}/graphql — try:\n\n"
+        + SAMPLE_QUERY.format(donor_id=donor_id)
+        + "\n"
+    )
+    if serve_api:
+        serve(host=None, port=None)

@@ -1,0 +1,1 @@
+"""The service layer: GraphQL resolvers and the CLI only translate to and from these."""

@@ -1,0 +1,60 @@
+"""Recording donations: validate, write idempotently by donation id, announce."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import asdict
+
+from donor_match.domain import Donation
+from donor_match.errors import InvalidInputError
+from donor_match.services.catalog import CatalogService
+from donor_match.services.events import InMemoryEventBus, donation_topic
+from graph_store import GraphStore, StoreError, statement
+
+MAX_AMOUNT = 1e9
+
+
+class DonationService:
+    def __init__(
+        self, store: GraphStore, catalog: CatalogService, events: InMemoryEventBus
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._events = events
+
+    def record(
+        self,
+        donor_id: str,
+        nonprofit_id: str,
+        amount: float,
+        donation_id: str | None = None,
+        ts: int | None = None,
+    ) -> Donation:
+        """Record a gift; replaying the same `donation_id` updates rather than duplicates."""
+        if not (math.isfinite(amount) and 0 < amount <= MAX_AMOUNT):
+            raise InvalidInputError(f"amount must be a number in (0, {MAX_AMOUNT:g}], got {amount}")
+        if donation_id is not None and not donation_id.strip():
+            raise InvalidInputError("id must not be blank")
+        donation = Donation(
+            id=donation_id or f"donation-{uuid.uuid4()}",
+            donor_id=donor_id,
+            nonprofit_id=nonprofit_id,
+            amount=round(float(amount), 2),
+            ts=int(time.time()) if ts is None else ts,
+        )
+        try:
+            rows = self._store.write(statement("etl/merge_donations"), {"rows": [asdict(donation)]})
+        except StoreError as exc:
+            if "already exists" in str(exc) or "ConstraintValidation" in str(exc):
+                raise InvalidInputError(
+                    f"donation id {donation.id!r} is already used by another donor or nonprofit"
+                ) from exc
+            raise
+        if not rows or rows[0]["written"] == 0:
+            # Nothing matched: name which side is unknown.
+            self._catalog.donor(donor_id)
+            self._catalog.nonprofit(nonprofit_id)
+        self._events.publish(donation_topic(nonprofit_id), asdict(donation))
+        return donation

@@ -1,0 +1,49 @@
+"""Personal matches: top-K nonprofits for a donor from the served model's embeddings."""
+
+from __future__ import annotations
+
+from donor_match.domain import Match
+from donor_match.errors import InvalidInputError, UnavailableError
+from donor_match.services.catalog import CatalogService
+from graph_model.artifacts import ModelArtifact
+from graph_store import GraphStore, statement
+
+
+class MatchService:
+    def __init__(
+        self,
+        store: GraphStore,
+        catalog: CatalogService,
+        model: ModelArtifact | None,
+        max_first: int,
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._model = model
+        self._max_first = max_first
+
+    @property
+    def model_version(self) -> str | None:
+        return self._model.version if self._model else None
+
+    def matches(self, donor_id: str, first: int) -> list[Match]:
+        """The donor's best `first` nonprofits, excluding those the donor already gives to."""
+        if not 1 <= first <= self._max_first:
+            raise InvalidInputError(f"first must be between 1 and {self._max_first}, got {first}")
+        self._catalog.donor(donor_id)  # NOT_FOUND for unknown donors
+        if self._model is None:
+            raise UnavailableError("no trained model is served yet; run `donor-match train`")
+        # Supported nonprofits come from the live graph, so gifts made after training count.
+        supported = {
+            row["id"]
+            for row in self._store.read(
+                statement("api/supported_nonprofit_ids"), {"donor_id": donor_id}
+            )
+        }
+        ranked = self._model.recommend(donor_id, first, exclude=supported)
+        nonprofits = {n.id: n for n in self._catalog.nonprofits([i for i, _ in ranked])}
+        present = [(nonprofits[i], score) for i, score in ranked if i in nonprofits]
+        return [
+            Match(rank=rank, score=score, nonprofit=nonprofit)
+            for rank, (nonprofit, score) in enumerate(present, start=1)
+        ]

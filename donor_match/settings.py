@@ -1,0 +1,18 @@
+"""Application configuration from the environment; store settings live in graph_store."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AppSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    models_dir: Path = Field(Path("var/models"), validation_alias="DONOR_MATCH_MODELS_DIR")
+    snapshots_dir: Path = Field(
+        Path("var/snapshots"), validation_alias="DONOR_MATCH_SNAPSHOTS_DIR"
+    )
+    api_host: str = Field("127.0.0.1", validation_alias="DONOR_MATCH_API_HOST")
+    api_port: int = Field(8000, ge=1, le=65535, validation_alias="DONOR_MATCH_API_PORT")
+    max_matches: int = Field(100, ge=1, validation_alias="DONOR_MATCH_MAX_MATCHES")

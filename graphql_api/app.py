@@ -1,0 +1,91 @@
+"""The ASGI application: GraphQL (with GraphiQL and graphql-transport-ws) plus health probes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from donor_match.services.catalog import CatalogService
+from donor_match.services.donations import DonationService
+from donor_match.services.events import InMemoryEventBus
+from donor_match.services.matching import MatchService
+from donor_match.settings import AppSettings
+from graph_model.artifacts import current_artifact_dir, load_artifact
+from graph_store import GraphStore, StoreError, StoreSettings, open_store
+from graphql_api.context import Services
+from graphql_api.schema import schema
+
+
+def build_services(store: GraphStore, settings: AppSettings) -> Services:
+    artifact_dir = current_artifact_dir(settings.models_dir)
+    model = load_artifact(artifact_dir) if artifact_dir else None
+    catalog = CatalogService(store)
+    events = InMemoryEventBus()
+    return Services(
+        catalog=catalog,
+        matches=MatchService(store, catalog, model, settings.max_matches),
+        donations=DonationService(store, catalog, events),
+        events=events,
+    )
+
+
+class _GraphQLApp(GraphQL[dict[str, Any], None]):
+    def __init__(self, services: Services) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+        )
+        self._services = services
+
+    async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
+        return {"request": request, "response": response, "services": self._services}
+
+
+def create_app(
+    app_settings: AppSettings | None = None,
+    store_settings: StoreSettings | None = None,
+) -> Starlette:
+    app_settings = app_settings or AppSettings()
+    store = open_store(store_settings or StoreSettings())
+    services = build_services(store, app_settings)
+    graphql = _GraphQLApp(services)
+
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> JSONResponse:
+        checks = {"model": services.matches.model_version is not None, "store": True}
+        try:
+            await run_in_threadpool(store.ping)
+        except StoreError:
+            checks["store"] = False
+        ready = all(checks.values())
+        body = {"ready": ready, **checks, "model_version": services.matches.model_version}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app

@@ -1,0 +1,48 @@
+"""Every error leaves the API with an `extensions.code` and never a traceback or Cypher text."""
+
+from __future__ import annotations
+
+import logging
+
+from graphql.error import GraphQLError
+from strawberry.extensions import MaskErrors
+
+from donor_match.errors import DomainError
+from graph_store import StoreUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+def _code_and_message(error: GraphQLError) -> tuple[str, str]:
+    original = error.original_error
+    if isinstance(original, DomainError):
+        return original.code, str(original)
+    if isinstance(original, StoreUnavailableError):
+        return "UNAVAILABLE", "the graph store is unavailable; try again shortly"
+    if error.message.startswith("Variable '$"):
+        return "BAD_USER_INPUT", error.message  # a variable's value did not coerce
+    if original is not None:
+        log.error("unexpected error in %s", error.path, exc_info=original)
+        return "INTERNAL_SERVER_ERROR", "internal error"
+    # No original error: the document itself was rejected before execution.
+    if error.message.startswith("Syntax Error"):
+        return "GRAPHQL_PARSE_FAILED", error.message
+    return "GRAPHQL_VALIDATION_FAILED", error.message
+
+
+class ErrorCodes(MaskErrors):
+    """Rewrites each error with a stable code; unexpected ones lose their details."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=lambda _: True)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        code, message = _code_and_message(error)
+        return GraphQLError(
+            message=message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={**(error.extensions or {}), "code": code},
+        )

@@ -1,0 +1,71 @@
+"""The GraphQL schema. Resolvers only translate: the logic lives in the services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import strawberry
+from starlette.concurrency import run_in_threadpool
+from strawberry.types import Info
+
+from donor_match.services.events import donation_topic
+from graphql_api.context import services
+from graphql_api.errors import ErrorCodes
+from graphql_api.types import Cause, Donation, Donor, Match, Nonprofit, RecordDonationInput
+
+Ctx = Info[Any, Any]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="A donor by id; NOT_FOUND if unknown.")
+    async def donor(self, info: Ctx, id: strawberry.ID) -> Donor:
+        return Donor.of(await run_in_threadpool(services(info).catalog.donor, id))
+
+    @strawberry.field(description="A nonprofit by id; NOT_FOUND if unknown.")
+    async def nonprofit(self, info: Ctx, id: strawberry.ID) -> Nonprofit:
+        return Nonprofit.of(await run_in_threadpool(services(info).catalog.nonprofit, id))
+
+    @strawberry.field(description="Every cause, by name.")
+    async def causes(self, info: Ctx) -> list[Cause]:
+        return [Cause.of(c) for c in await run_in_threadpool(services(info).catalog.causes)]
+
+    @strawberry.field(
+        description="The donor's best nonprofits from the served model, excluding those the "
+        "donor already supports."
+    )
+    async def matches(self, info: Ctx, donor_id: strawberry.ID, first: int = 10) -> list[Match]:
+        found = await run_in_threadpool(services(info).matches.matches, donor_id, first)
+        return [Match.of(m) for m in found]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Record a donation; idempotent by `input.id`.")
+    async def record_donation(self, info: Ctx, input: RecordDonationInput) -> Donation:
+        donation = await run_in_threadpool(
+            services(info).donations.record,
+            input.donor_id,
+            input.nonprofit_id,
+            input.amount,
+            input.id,
+            input.timestamp,
+        )
+        return Donation.of(donation)
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="Donations recorded for a nonprofit, as they happen.")
+    async def donation_recorded(
+        self, info: Ctx, nonprofit_id: strawberry.ID
+    ) -> AsyncGenerator[Donation, None]:
+        await run_in_threadpool(services(info).catalog.nonprofit, nonprofit_id)  # NOT_FOUND
+        async for event in services(info).events.subscribe(donation_topic(nonprofit_id)):
+            yield Donation.from_event(event)
+
+
+schema = strawberry.Schema(
+    query=Query, mutation=Mutation, subscription=Subscription, extensions=[ErrorCodes]
+)

@@ -1,0 +1,215 @@
+"""The GraphQL API end to end: real store, real trained model, real HTTP and WebSocket."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from conftest import ServedGraph
+from starlette.testclient import TestClient
+
+from graphql_api.app import create_app
+
+MATCHES = """
+query Matches($donorId: ID!, $first: Int!) {
+  matches(donorId: $donorId, first: $first) {
+    rank score nonprofit { id name causes { id } }
+  }
+}
+"""
+RECORD = """
+mutation Record($input: RecordDonationInput!) {
+  recordDonation(input: $input) { id donorId nonprofitId amount timestamp }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def client(served_graph: ServedGraph) -> Iterator[TestClient]:
+    app = create_app(served_graph.app_settings, served_graph.store_settings)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def gql(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
+    response = client.post("/graphql", json={"query": query, "variables": variables})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def error_codes(body: dict[str, Any]) -> list[str]:
+    return [error["extensions"]["code"] for error in body.get("errors", [])]
+
+
+def donors_by_activity(served_graph: ServedGraph) -> list[str]:
+    counts: dict[str, int] = {}
+    for donor_id in served_graph.tables["donations"].column("donor_id").to_pylist():
+        counts[donor_id] = counts.get(donor_id, 0) + 1
+    return sorted(counts, key=lambda d: (-counts[d], d))
+
+
+def supported_by(served_graph: ServedGraph, donor_id: str) -> set[str]:
+    donations = served_graph.tables["donations"].to_pylist()
+    return {row["nonprofit_id"] for row in donations if row["donor_id"] == donor_id}
+
+
+def test_matches_are_k_distinct_unsupported_nonprofits(
+    client: TestClient, served_graph: ServedGraph
+) -> None:
+    donor_id = donors_by_activity(served_graph)[0]  # the donor with the most history
+    body = gql(client, MATCHES, donorId=donor_id, first=10)
+    assert "errors" not in body, body
+    matches = body["data"]["matches"]
+    ids = [m["nonprofit"]["id"] for m in matches]
+    assert len(ids) == 10
+    assert len(set(ids)) == 10
+    assert not set(ids) & supported_by(served_graph, donor_id)
+    assert [m["rank"] for m in matches] == list(range(1, 11))
+    scores = [m["score"] for m in matches]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_donor_nonprofit_and_causes(client: TestClient, served_graph: ServedGraph) -> None:
+    donor = served_graph.tables["donors"].to_pylist()[0]
+    body = gql(
+        client,
+        "query($id: ID!) { donor(id: $id) { id name region { id } causes { id name } } }",
+        id=donor["id"],
+    )
+    assert body["data"]["donor"]["name"] == donor["name"]
+    assert body["data"]["donor"]["region"]["id"] == donor["region_id"]
+    stated = {
+        row["cause_id"]
+        for row in served_graph.tables["donor_causes"].to_pylist()
+        if row["donor_id"] == donor["id"]
+    }
+    assert {c["id"] for c in body["data"]["donor"]["causes"]} == stated
+
+    causes = gql(client, "{ causes { id name } }")["data"]["causes"]
+    assert len(causes) == served_graph.tables["causes"].num_rows
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "code"),
+    [
+        ('{ donor(id: "nobody") { id } }', {}, "NOT_FOUND"),
+        ('{ nonprofit(id: "nothing") { id } }', {}, "NOT_FOUND"),
+        (MATCHES, {"donorId": "nobody", "first": 5}, "NOT_FOUND"),
+        (MATCHES, {"donorId": "donor-000001", "first": 0}, "BAD_USER_INPUT"),
+        (MATCHES, {"donorId": "donor-000001", "first": 100_000}, "BAD_USER_INPUT"),
+        (MATCHES, {"donorId": "donor-000001", "first": "ten"}, "BAD_USER_INPUT"),
+        ("{ donor(id: 1) { nosuchfield } }", {}, "GRAPHQL_VALIDATION_FAILED"),
+        ("{ donor(id: ", {}, "GRAPHQL_PARSE_FAILED"),
+    ],
+)
+def test_bad_requests_get_coded_errors(
+    client: TestClient, query: str, variables: dict[str, Any], code: str
+) -> None:
+    response = client.post("/graphql", json={"query": query, "variables": variables})
+    assert response.status_code < 500
+    body = response.json()
+    assert code in error_codes(body), body
+    assert "Traceback" not in response.text
+
+
+def test_record_donation_validates_and_is_idempotent(
+    client: TestClient, served_graph: ServedGraph
+) -> None:
+    donor_id = served_graph.tables["donors"].column("id")[5].as_py()
+    nonprofit_id = served_graph.tables["nonprofits"].column("id")[7].as_py()
+    donation_id = f"api-test-{uuid.uuid4()}"
+    payload = {"donorId": donor_id, "nonprofitId": nonprofit_id, "amount": 25.5, "id": donation_id}
+    first = gql(client, RECORD, input=payload)["data"]["recordDonation"]
+    again = gql(client, RECORD, input=payload)["data"]["recordDonation"]
+    assert first == again
+    assert first["amount"] == 25.5
+
+    # The new gift is excluded from the donor's matches at once, without retraining.
+    matches = gql(client, MATCHES, donorId=donor_id, first=50)["data"]["matches"]
+    assert nonprofit_id not in {m["nonprofit"]["id"] for m in matches}
+
+    for bad, code in [
+        ({**payload, "amount": -1}, "BAD_USER_INPUT"),
+        ({**payload, "amount": 0}, "BAD_USER_INPUT"),
+        ({**payload, "nonprofitId": "no-such-nonprofit", "id": None}, "NOT_FOUND"),
+        ({**payload, "donorId": "no-such-donor", "id": None}, "NOT_FOUND"),
+    ]:
+        assert error_codes(gql(client, RECORD, input=bad)) == [code]
+
+
+def test_subscription_receives_recorded_donation(
+    client: TestClient, served_graph: ServedGraph
+) -> None:
+    nonprofit_id = served_graph.tables["nonprofits"].column("id")[3].as_py()
+    donor_id = served_graph.tables["donors"].column("id")[9].as_py()
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        ws.send_json({"type": "connection_init"})
+        assert ws.receive_json()["type"] == "connection_ack"
+        ws.send_json(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {
+                    "query": "subscription($id: ID!) { donationRecorded(nonprofitId: $id) "
+                    "{ id donorId nonprofitId amount } }",
+                    "variables": {"id": nonprofit_id},
+                },
+            }
+        )
+        # The subscription registers asynchronously; publish only once it listens.
+        wait_for(lambda: client.app.state.services.events.subscriber_count() == 1)
+        recorded = gql(
+            client,
+            RECORD,
+            input={"donorId": donor_id, "nonprofitId": nonprofit_id, "amount": 10},
+        )["data"]["recordDonation"]
+        message = ws.receive_json()
+        assert message["type"] == "next", message
+        assert message["payload"]["data"]["donationRecorded"] == {
+            "id": recorded["id"],
+            "donorId": donor_id,
+            "nonprofitId": nonprofit_id,
+            "amount": 10.0,
+        }
+
+
+def test_subscription_to_unknown_nonprofit_is_not_found(client: TestClient) -> None:
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        ws.send_json({"type": "connection_init"})
+        assert ws.receive_json()["type"] == "connection_ack"
+        ws.send_json(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {
+                    "query": 'subscription { donationRecorded(nonprofitId: "nope") { id } }'
+                },
+            }
+        )
+        message = ws.receive_json()
+        assert message["type"] in {"next", "error"}
+        errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
+        assert [e["extensions"]["code"] for e in errors] == ["NOT_FOUND"]
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["model_version"]
+
+
+def test_graphiql_is_served(client: TestClient) -> None:
+    page = client.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert "graphiql" in page.text.lower()
