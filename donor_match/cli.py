@@ -239,3 +239,7 @@ def demo(
     )
     if serve_api:
         serve(host=None, port=None)
+
+
+if __name__ == "__main__":
+    app()

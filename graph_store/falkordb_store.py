@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis.exceptions
-from falkordb import FalkorDB
+from falkordb import FalkorDB, Graph
 
 from graph_store.cypher import Statement, script
 from graph_store.errors import StoreError, StoreUnavailableError
@@ -37,14 +37,14 @@ class FalkorDBStore:
         self._graph_name = graph
         self._timeout_ms = max(1, int(timeout_s * 1000))
         # The socket timeout bounds every client call, even one the server never answers.
-        self._db = FalkorDB(
-            host=host,
-            port=port,
-            password=password,
-            socket_timeout=timeout_s + 1,
-            socket_connect_timeout=min(timeout_s, 2.0),
-        )
-        self._graph = self._db.select_graph(graph)
+        self._connect_args: dict[str, Any] = {
+            "host": host,
+            "port": port,
+            "password": password,
+            "socket_timeout": timeout_s + 1,
+            "socket_connect_timeout": min(timeout_s, 2.0),
+        }
+        self._connection: tuple[FalkorDB, Graph] | None = None
 
     @property
     def uri(self) -> str:
@@ -57,10 +57,25 @@ class FalkorDBStore:
         return self._run(statement, params, read_only=False)
 
     def ping(self) -> None:
-        self._call(lambda: self._db.connection.ping())
+        self._call(lambda: self._db().connection.ping())
 
     def close(self) -> None:
-        self._db.connection.close()
+        if self._connection is not None:
+            self._connection[0].connection.close()
+            self._connection = None
+
+    def _connected(self) -> tuple[FalkorDB, Graph]:
+        # Connect lazily, so a store that is down at start-up is picked up once it is back.
+        if self._connection is None:
+            db = FalkorDB(**self._connect_args)
+            self._connection = (db, db.select_graph(self._graph_name))
+        return self._connection
+
+    def _db(self) -> FalkorDB:
+        return self._connected()[0]
+
+    def _graph(self) -> Graph:
+        return self._connected()[1]
 
     def apply_schema(self) -> None:
         for ddl in script("schema"):
@@ -77,7 +92,7 @@ class FalkorDBStore:
         # Identifiers come from the project's own schema file, matched by \w+ above.
         pattern = f"(e:{label})" if entity == "NODE" else f"()-[e:{label}]-()"
         self._idempotent(
-            lambda: self._graph.query(f"CREATE INDEX FOR {pattern} ON (e.{prop})"),
+            lambda: self._graph().query(f"CREATE INDEX FOR {pattern} ON (e.{prop})"),
             "already indexed",
         )
 
@@ -85,7 +100,7 @@ class FalkorDBStore:
         # FalkorDB enforces uniqueness only on top of an exact-match index.
         self._index(label, prop, entity)
         self._idempotent(
-            lambda: self._db.connection.execute_command(
+            lambda: self._db().connection.execute_command(
                 "GRAPH.CONSTRAINT", "CREATE", self._graph_name, "UNIQUE", entity, label,
                 "PROPERTIES", 1, prop,
             ),
@@ -103,11 +118,12 @@ class FalkorDBStore:
     def _run(
         self, statement: Statement, params: Mapping[str, Any] | None, *, read_only: bool
     ) -> list[Row]:
-        query = self._graph.ro_query if read_only else self._graph.query
-        result = self._call(
-            lambda: query(statement.text, dict(params or {}), timeout=self._timeout_ms),
-            statement,
-        )
+        def run() -> Any:
+            graph = self._graph()
+            query = graph.ro_query if read_only else graph.query
+            return query(statement.text, dict(params or {}), timeout=self._timeout_ms)
+
+        result = self._call(run, statement)
         return self._rows(result)
 
     @staticmethod

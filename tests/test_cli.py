@@ -1,0 +1,58 @@
+"""The `donor-match` command line, run as a user runs it: a subprocess with its environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import free_port
+
+CLI = [sys.executable, "-m", "donor_match.cli"]
+
+
+def run(
+    args: list[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        CLI + args, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_store_lifecycle_synth_load_and_snapshot(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DONOR_MATCH_DATA_DIR": str(tmp_path / "var"),
+        "DONOR_MATCH_FALKORDB_PORT": str(free_port()),
+        "DONOR_MATCH_SNAPSHOTS_DIR": str(tmp_path / "snapshots"),
+    }
+    down = run(["store", "status"], env)
+    assert down.returncode == 1
+    assert "donor-match store start" in down.stderr
+    assert "Traceback" not in down.stderr
+
+    assert run(["store", "start"], env).returncode == 0
+    try:
+        assert run(["store", "init"], env).returncode == 0
+        assert "is up" in run(["store", "status"], env).stderr
+        synth = run(["etl", "synth", "--out", str(tmp_path / "data"), "--donors", "50",
+                     "--nonprofits", "10", "--donations", "300"], env)
+        assert synth.returncode == 0, synth.stderr
+        loaded = run(["etl", "load", str(tmp_path / "data")], env)
+        assert loaded.returncode == 0, loaded.stderr
+        first = run(["etl", "snapshot"], env)
+        second = run(["etl", "snapshot"], env)
+        assert first.returncode == 0, first.stderr
+        assert first.stdout == second.stdout  # unchanged graph, same content-addressed snapshot
+        assert (Path(first.stdout.strip()) / "donations.parquet").is_file()
+    finally:
+        assert run(["store", "stop"], env).returncode == 0
+    assert run(["store", "status"], env).returncode == 1
+
+
+def test_load_names_a_missing_directory(tmp_path: Path) -> None:
+    result = run(["etl", "load", str(tmp_path / "nope")], dict(os.environ))
+    assert result.returncode == 2
+    assert "nope" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,142 @@
+"""Contract tests of the store port, run against every backend that is reachable.
+
+FalkorDB always runs here (a real embedded server). Neo4j runs where `NEO4J_URI` points at a
+server (CI outside this machine, with a Neo4j 5 service container).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from graph_store import (
+    GraphStore,
+    StoreError,
+    StoreSettings,
+    StoreUnavailableError,
+    open_store,
+    statement,
+)
+from graph_store.cypher import CYPHER_ROOT, script
+from graph_store.falkordb_store import FalkorDBStore
+
+
+@pytest.fixture(params=["falkordb", "neo4j"])
+def contract_store(request: pytest.FixtureRequest) -> Iterator[GraphStore]:
+    if request.param == "falkordb":
+        yield request.getfixturevalue("store")
+        return
+    if not os.environ.get("NEO4J_URI"):
+        pytest.skip("NEO4J_URI is unset: no Neo4j server to run the contract against")
+    store = open_store(StoreSettings(backend="neo4j"))
+    store.apply_schema()
+    yield store
+    store.close()
+
+
+def merge_donors(store: GraphStore, rows: list[dict[str, str]]) -> list[dict[str, object]]:
+    return store.write(statement("etl/merge_donors"), {"rows": rows})
+
+
+def test_write_then_read_round_trips_values(contract_store: GraphStore) -> None:
+    suffix = uuid.uuid4().hex
+    region = {"id": f"r-{suffix}", "name": "North", "lat": 47.5, "lon": -122.25}
+    contract_store.write(statement("etl/merge_regions"), {"rows": [region]})
+    written = merge_donors(
+        contract_store, [{"id": f"d-{suffix}", "name": "Ada", "region_id": region["id"]}]
+    )
+    assert written == [{"written": 1}]
+    rows = contract_store.read(statement("api/donors_by_ids"), {"ids": [f"d-{suffix}"]})
+    assert rows == [
+        {
+            "id": f"d-{suffix}",
+            "name": "Ada",
+            "region_id": region["id"],
+            "region_name": "North",
+            "causes": [],
+        }
+    ]
+
+
+def test_apply_schema_is_idempotent_and_enforces_unique_donation_ids(
+    contract_store: GraphStore,
+) -> None:
+    contract_store.apply_schema()  # a second time: no error
+    suffix = uuid.uuid4().hex
+    contract_store.write(
+        statement("etl/merge_regions"),
+        {"rows": [{"id": f"r-{suffix}", "name": "R", "lat": 0.0, "lon": 0.0}]},
+    )
+    merge_donors(
+        contract_store,
+        [{"id": f"{who}-{suffix}", "name": who, "region_id": f"r-{suffix}"} for who in "ab"],
+    )
+    contract_store.write(
+        statement("etl/merge_nonprofits"),
+        {"rows": [{"id": f"n-{suffix}", "name": "N", "region_id": f"r-{suffix}"}]},
+    )
+    gift = {"id": f"g-{suffix}", "nonprofit_id": f"n-{suffix}", "amount": 5.0, "ts": 1}
+    contract_store.write(
+        statement("etl/merge_donations"), {"rows": [{**gift, "donor_id": f"a-{suffix}"}]}
+    )
+    # The same donation id from another donor would be a second relationship: refused.
+    with pytest.raises(StoreError):
+        contract_store.write(
+            statement("etl/merge_donations"), {"rows": [{**gift, "donor_id": f"b-{suffix}"}]}
+        )
+
+
+def test_moving_a_donor_replaces_its_region(contract_store: GraphStore) -> None:
+    suffix = uuid.uuid4().hex
+    contract_store.write(
+        statement("etl/merge_regions"),
+        {"rows": [{"id": f"{r}-{suffix}", "name": r, "lat": 0.0, "lon": 0.0} for r in "xy"]},
+    )
+    donor = {"id": f"d-{suffix}", "name": "D", "region_id": f"x-{suffix}"}
+    merge_donors(contract_store, [donor])
+    merge_donors(contract_store, [{**donor, "region_id": f"y-{suffix}"}])
+    rows = contract_store.read(statement("api/donors_by_ids"), {"ids": [donor["id"]]})
+    assert [row["region_id"] for row in rows] == [f"y-{suffix}"]
+
+
+def test_failed_statement_raises_store_error_without_driver_types(store: GraphStore) -> None:
+    bad = statement("etl/merge_donors")
+    with pytest.raises(StoreError) as raised:
+        store.write(bad, {"rows": "not a list"})
+    assert bad.name in str(raised.value)
+
+
+def test_unreachable_store_fails_fast_with_an_actionable_message(
+    store_settings: StoreSettings,
+) -> None:
+    from conftest import free_port
+
+    down = open_store(store_settings.model_copy(update={"falkordb_port": free_port()}))
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError) as raised:
+        down.read(statement("api/causes"))
+    assert time.monotonic() - started < 5
+    message = str(raised.value)
+    assert "falkordb://127.0.0.1:" in message
+    assert "donor-match store start" in message
+
+
+def test_every_statement_comes_from_a_cypher_file() -> None:
+    names = sorted(p.relative_to(CYPHER_ROOT).with_suffix("").as_posix()
+                   for p in CYPHER_ROOT.rglob("*.cypher"))
+    assert "schema" in names
+    for name in names:
+        assert script(name), f"{name}.cypher holds no statement"
+
+
+def test_falkordb_adapter_translates_every_schema_statement(
+    store_settings: StoreSettings,
+) -> None:
+    store = open_store(store_settings)
+    assert isinstance(store, FalkorDBStore)
+    store.apply_schema()  # raises StoreError on any statement it cannot translate
+    store.close()
