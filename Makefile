@@ -13,7 +13,6 @@ $(BIN)/python:
 
 # Reinstall only when the project's dependencies change.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e '.[test]'
 	$(BIN)/python -m pip check
 	touch $@
