@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from donor_match.settings import AppSettings
+from graph_model.config import TrainConfig
 from graph_store import GraphStore, StoreError, StoreSettings, open_store
 
 app = typer.Typer(help="Match donors with nonprofits over a graph.", no_args_is_help=True)
@@ -155,7 +156,7 @@ def train(
     snapshot: Annotated[
         Path | None, typer.Option(help="Snapshot directory; default: export one from the store.")
     ] = None,
-    steps: int = 150,
+    steps: int = TrainConfig.steps,
     seed: int = 0,
 ) -> None:
     """Train the TF-GNN link predictor and publish a new model version."""
@@ -165,7 +166,6 @@ def train(
 
         with _store() as store:
             snapshot = export_snapshot(store, settings.snapshots_dir)
-    from graph_model.train import TrainConfig
     from graph_model.train import train as train_model
 
     with _progress() as progress:
@@ -215,7 +215,7 @@ def demo(
     donors: int = 2000,
     nonprofits: int = 200,
     donations: int = 30_000,
-    steps: int = 150,
+    steps: int = TrainConfig.steps,
     serve_api: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
 ) -> None:
     """Start the embedded store, load a synthetic graph, train, and serve GraphiQL."""

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ class ModelArtifact:
         order = np.argsort(-scores, kind="stable")
         excluded = set(exclude)
         ranked = (i for i in order if self.nonprofit_ids[i] not in excluded)
-        return [(self.nonprofit_ids[i], float(scores[i])) for _, i in zip(range(k), ranked)]
+        return [(self.nonprofit_ids[i], float(scores[i])) for i in islice(ranked, k)]
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -75,14 +76,13 @@ def write_artifact(
     nonprofit_embeddings: np.ndarray,
     nonprofit_popularity: np.ndarray,
     metrics: dict[str, Any],
-    now: datetime | None = None,
 ) -> Path:
     """Write a new version and point CURRENT at it; returns the version directory.
 
     The version is built in a hidden staging directory and renamed into place, so readers never
     see a half-written version; CURRENT is replaced atomically after the rename.
     """
-    version = f"{(now or datetime.now(UTC)):%Y%m%dT%H%M%SZ}-{snapshot_hash[:8]}"
+    version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{snapshot_hash[:8]}"
     artifacts_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{version}-", dir=artifacts_root))
     try:

@@ -15,15 +15,12 @@ DONOR_CAUSE = "donor_cause"  # stated interests
 NONPROFIT_CAUSE = "nonprofit_cause"
 DONOR_REGION = "donor_region"
 NONPROFIT_REGION = "nonprofit_region"
-NEAR = "near"  # region -> its nearest other regions, so that nearby regions share information
 EDGE_SETS: dict[str, tuple[str, str]] = {
     DONATED: (DONOR, NONPROFIT),
     DONOR_CAUSE: (DONOR, CAUSE),
     NONPROFIT_CAUSE: (NONPROFIT, CAUSE),
     DONOR_REGION: (DONOR, REGION),
     NONPROFIT_REGION: (NONPROFIT, REGION),
-    NEAR: (REGION, REGION),
 }
 
-INDEX = "index"  # node feature: row of the node in the snapshot's sorted ids
-WEIGHT = "weight"  # DONATED edge feature: log1p of the number of donations of the pair
+INDEX = "index"  # node feature: position of the node in the snapshot's sorted ids

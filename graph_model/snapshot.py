@@ -11,24 +11,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-ENTITY_TABLES = ("regions", "causes", "donors", "nonprofits")
-LINK_TABLES = ("donor_causes", "nonprofit_causes", "donations")
-
 
 @dataclass(frozen=True)
 class Donations:
-    """Donations as parallel arrays of node indices, amounts and epoch seconds."""
+    """Donations as parallel arrays: donor index, nonprofit index, epoch seconds."""
 
     donor: np.ndarray
     nonprofit: np.ndarray
-    amount: np.ndarray
     ts: np.ndarray
 
     def __len__(self) -> int:
         return len(self.donor)
 
     def select(self, mask: np.ndarray) -> Donations:
-        return Donations(self.donor[mask], self.nonprofit[mask], self.amount[mask], self.ts[mask])
+        return Donations(self.donor[mask], self.nonprofit[mask], self.ts[mask])
 
 
 @dataclass(frozen=True)
@@ -40,7 +36,6 @@ class Snapshot:
     nonprofit_ids: list[str]
     cause_ids: list[str]
     region_ids: list[str]
-    region_latlon: np.ndarray  # (regions, 2) degrees
     donor_region: np.ndarray  # region index per donor
     nonprofit_region: np.ndarray  # region index per nonprofit
     donor_causes: np.ndarray  # (edges, 2): donor index, cause index
@@ -48,55 +43,55 @@ class Snapshot:
     donations: Donations
 
 
-def _index(values: pa.ChunkedArray, entities: pa.Table, what: str) -> np.ndarray:
-    index = pc.index_in(values, value_set=entities["id"].combine_chunks())
+def _index(values: pa.ChunkedArray, ids: pa.Array, what: str) -> np.ndarray:
+    index = pc.index_in(values, value_set=ids)
     if index.null_count:
         raise ValueError(f"{what} references an id that is not in its table")
     return index.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def _pairs(left: pa.ChunkedArray, left_table: pa.Table, right: pa.ChunkedArray,
-           right_table: pa.Table, what: str) -> np.ndarray:  # fmt: skip
-    return np.stack(
-        [_index(left, left_table, what), _index(right, right_table, what)], axis=1
-    ).reshape(-1, 2)
-
-
 def read_snapshot(snapshot_dir: Path) -> Snapshot:
     """Load `<snapshot_dir>/<table>.parquet` and `snapshot.json` as index arrays."""
+
+    def read(name: str) -> pa.Table:
+        return pq.read_table(snapshot_dir / f"{name}.parquet")
+
     # Sorted by id so that node indices do not depend on the row order the ETL wrote.
-    entity = {name: pq.read_table(snapshot_dir / f"{name}.parquet").sort_by("id")
-              for name in ENTITY_TABLES}  # fmt: skip
-    for name, table in entity.items():
-        if len(pc.unique(table["id"])) != table.num_rows:
-            raise ValueError(f"duplicate ids in {name}")
-    link = {name: pq.read_table(snapshot_dir / f"{name}.parquet") for name in LINK_TABLES}
-    regions, causes = entity["regions"], entity["causes"]
-    donors, nonprofits = entity["donors"], entity["nonprofits"]
-    donations = link["donations"]
+    donors, nonprofits = read("donors").sort_by("id"), read("nonprofits").sort_by("id")
+    ids = {
+        "region": read("regions")["id"].combine_chunks().sort(),
+        "cause": read("causes")["id"].combine_chunks().sort(),
+        "donor": donors["id"].combine_chunks(),
+        "nonprofit": nonprofits["id"].combine_chunks(),
+    }
+    for name, values in ids.items():
+        if len(pc.unique(values)) != len(values):
+            raise ValueError(f"duplicate {name} ids")
+
+    def pairs(table: str, owner: str) -> np.ndarray:
+        links = read(table)
+        return np.stack(
+            [
+                _index(links[f"{owner}_id"], ids[owner], table),
+                _index(links["cause_id"], ids["cause"], table),
+            ],
+            axis=1,
+        ).reshape(-1, 2)
+
+    donations = read("donations")
     return Snapshot(
         hash=json.loads((snapshot_dir / "snapshot.json").read_text())["hash"],
-        donor_ids=donors["id"].to_pylist(),
-        nonprofit_ids=nonprofits["id"].to_pylist(),
-        cause_ids=causes["id"].to_pylist(),
-        region_ids=regions["id"].to_pylist(),
-        region_latlon=np.stack(
-            [regions["lat"].to_numpy(), regions["lon"].to_numpy()], axis=1
-        ).astype(np.float64),
-        donor_region=_index(donors["region_id"], regions, "donors.region_id"),
-        nonprofit_region=_index(nonprofits["region_id"], regions, "nonprofits.region_id"),
-        donor_causes=_pairs(
-            link["donor_causes"]["donor_id"], donors,
-            link["donor_causes"]["cause_id"], causes, "donor_causes",
-        ),  # fmt: skip
-        nonprofit_causes=_pairs(
-            link["nonprofit_causes"]["nonprofit_id"], nonprofits,
-            link["nonprofit_causes"]["cause_id"], causes, "nonprofit_causes",
-        ),  # fmt: skip
+        donor_ids=ids["donor"].to_pylist(),
+        nonprofit_ids=ids["nonprofit"].to_pylist(),
+        cause_ids=ids["cause"].to_pylist(),
+        region_ids=ids["region"].to_pylist(),
+        donor_region=_index(donors["region_id"], ids["region"], "donors"),
+        nonprofit_region=_index(nonprofits["region_id"], ids["region"], "nonprofits"),
+        donor_causes=pairs("donor_causes", "donor"),
+        nonprofit_causes=pairs("nonprofit_causes", "nonprofit"),
         donations=Donations(
-            donor=_index(donations["donor_id"], donors, "donations.donor_id"),
-            nonprofit=_index(donations["nonprofit_id"], nonprofits, "donations.nonprofit_id"),
-            amount=donations["amount"].to_numpy().astype(np.float64),
+            donor=_index(donations["donor_id"], ids["donor"], "donations"),
+            nonprofit=_index(donations["nonprofit_id"], ids["nonprofit"], "donations"),
             ts=donations["ts"].to_numpy().astype(np.int64),
         ),
     )

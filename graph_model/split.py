@@ -11,12 +11,10 @@ from graph_model.snapshot import Donations
 
 @dataclass(frozen=True)
 class TrainPairs:
-    """Distinct (donor, nonprofit) pairs of the training donations, with their totals."""
+    """Distinct (donor, nonprofit) pairs of the training donations, sorted."""
 
     donor: np.ndarray
     nonprofit: np.ndarray
-    count: np.ndarray  # donations per pair
-    amount: np.ndarray  # summed amount per pair
 
     def __len__(self) -> int:
         return len(self.donor)
@@ -35,10 +33,8 @@ def _pair_keys(donor: np.ndarray, nonprofit: np.ndarray, num_nonprofits: int) ->
 
 
 def train_pairs(donations: Donations, num_nonprofits: int) -> TrainPairs:
-    keys = _pair_keys(donations.donor, donations.nonprofit, num_nonprofits)
-    unique, inverse, count = np.unique(keys, return_inverse=True, return_counts=True)
-    amount = np.bincount(inverse, weights=donations.amount, minlength=len(unique))
-    return TrainPairs(unique // num_nonprofits, unique % num_nonprofits, count, amount)
+    keys = np.unique(_pair_keys(donations.donor, donations.nonprofit, num_nonprofits))
+    return TrainPairs(keys // num_nonprofits, keys % num_nonprofits)
 
 
 def temporal_split(donations: Donations, num_nonprofits: int, holdout_fraction: float) -> Split:

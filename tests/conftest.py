@@ -15,7 +15,8 @@ from etl.loader import load_tables
 from etl.snapshot import export_snapshot
 from etl.synth import SynthConfig, generate
 from etl.tables import Tables
-from graph_model.train import TrainConfig, train
+from graph_model.config import TrainConfig
+from graph_model.train import train
 from graph_store import GraphStore, StoreSettings, open_store
 from graph_store.embedded import EmbeddedFalkorDB
 

@@ -1,0 +1,19 @@
+"""Training hyper-parameters (TF-free, so the CLI can show defaults without loading TF)."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    embedding_dim: int = 32
+    num_layers: int = 2
+    steps: int = 200  # full-graph steps
+    learning_rate: float = 0.01
+    l2: float = 1e-5
+    # Share of training pairs that, on each step, are hidden from message passing and used as
+    # positives. Scoring pairs the model can also see as edges teaches it to echo its input.
+    supervision_fraction: float = 0.3
+    negatives: int = 4  # sampled negative nonprofits per positive pair
+    seed: int = 0
+    holdout_fraction: float = 0.2
+    k: int = 20  # cut-off of the reported Recall@k / NDCG@k
