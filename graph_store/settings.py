@@ -18,12 +18,17 @@ class StoreSettings(BaseSettings):
     falkordb_host: str = Field("127.0.0.1", validation_alias="DONOR_MATCH_FALKORDB_HOST")
     falkordb_port: int = Field(6390, ge=1, le=65535, validation_alias="DONOR_MATCH_FALKORDB_PORT")
     graph_name: str = Field("donor_match", validation_alias="DONOR_MATCH_GRAPH")
+    # The anonymized copy analysts query: a second graph here, a second database in Neo4j.
+    analyst_graph_name: str = Field(
+        "donor_match_analyst", validation_alias="DONOR_MATCH_ANALYST_GRAPH"
+    )
 
     # Neo4j (production).
     neo4j_uri: str = Field("neo4j://localhost:7687", validation_alias="NEO4J_URI")
     neo4j_user: str = Field("neo4j", validation_alias="NEO4J_USER")
     neo4j_password: SecretStr = Field(SecretStr(""), validation_alias="NEO4J_PASSWORD")
     neo4j_database: str = Field("neo4j", validation_alias="NEO4J_DATABASE")
+    neo4j_analyst_database: str = Field("analyst", validation_alias="NEO4J_ANALYST_DATABASE")
 
     @property
     def falkordb_dir(self) -> Path:
