@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -194,6 +196,29 @@ def _flatten(value: object, prefix: str = "") -> dict[str, object]:
     return {prefix.rstrip("."): value}
 
 
+token_app = typer.Typer(help="Local JWTs (HS256) for development.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="donor, nonprofit, analyst, admin or integrator.")],
+    subject: Annotated[str, typer.Option(help="Donor or nonprofit id, or a person's id.")],
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 3600,
+) -> None:
+    """Print a bearer token signed with DONOR_MATCH_JWT_SECRET."""
+    from donor_match.services.auth import Role, TokenService, UnauthenticatedError
+    from donor_match.settings import AuthSettings
+
+    try:
+        typer.echo(TokenService(AuthSettings()).issue(subject, Role(role), ttl))
+    except ValueError as exc:
+        raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role") from exc
+    except UnauthenticatedError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Default: DONOR_MATCH_API_HOST.")] = None,
@@ -232,8 +257,18 @@ def demo(
     train(snapshot=None, steps=steps, seed=0)
     settings = AppSettings()
     donor_id = tables["donations"].column("donor_id")[0].as_py()
+    if not os.environ.get("DONOR_MATCH_JWT_SECRET"):
+        # A throwaway signing key for this demo process only; never written anywhere.
+        os.environ["DONOR_MATCH_JWT_SECRET"] = secrets.token_urlsafe(48)
+    from donor_match.services.auth import Role, TokenService
+    from donor_match.settings import AuthSettings
+
+    token = TokenService(AuthSettings()).issue(donor_id, Role.DONOR, ttl_s=7 * 24 * 3600)
     console.print(
-        f"\nGraphiQL: http://{settings.api_host}:{settings.api_port}/graphql — try:\n\n"
+        f"\nGraphiQL: http://{settings.api_host}:{settings.api_port}/graphql\n"
+        f"Paste into its Headers tab (a donor token for {donor_id}):\n\n"
+        + json.dumps({"Authorization": f"Bearer {token}"})
+        + "\n\nand run:\n\n"
         + SAMPLE_QUERY.format(donor_id=donor_id)
         + "\n"
     )

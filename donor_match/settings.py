@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,3 +16,15 @@ class AppSettings(BaseSettings):
     api_host: str = Field("127.0.0.1", validation_alias="DONOR_MATCH_API_HOST")
     api_port: int = Field(8000, ge=1, le=65535, validation_alias="DONOR_MATCH_API_PORT")
     max_matches: int = Field(100, ge=1, validation_alias="DONOR_MATCH_MAX_MATCHES")
+
+
+class AuthSettings(BaseSettings):
+    """JWT verification (HS256 locally, RS256 from a JWKS in production)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    issuer: str = Field("donor-match", validation_alias="DONOR_MATCH_JWT_ISSUER")
+    audience: str = Field("donor-match-api", validation_alias="DONOR_MATCH_JWT_AUDIENCE")
+    jwt_secret: SecretStr = Field(SecretStr(""), validation_alias="DONOR_MATCH_JWT_SECRET")
+    jwks_url: str | None = Field(None, validation_alias="DONOR_MATCH_JWT_JWKS_URL")
+    leeway_s: int = Field(30, ge=0, validation_alias="DONOR_MATCH_JWT_LEEWAY_S")

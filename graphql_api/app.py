@@ -11,26 +11,40 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from donor_match.services.admin import AdminService
+from donor_match.services.auth import (
+    ApiKeyService,
+    AuthService,
+    Principal,
+    TokenService,
+    UnauthenticatedError,
+)
 from donor_match.services.catalog import CatalogService
 from donor_match.services.donations import DonationService
 from donor_match.services.events import InMemoryEventBus
 from donor_match.services.matching import MatchService
-from donor_match.settings import AppSettings
+from donor_match.settings import AppSettings, AuthSettings
 from graph_model.artifacts import current_artifact_dir, load_artifact
 from graph_store import GraphStore, StoreError, StoreSettings, open_store
 from graphql_api.context import Services
 from graphql_api.schema import schema
 
 
-def build_services(store: GraphStore, settings: AppSettings) -> Services:
+def build_services(
+    store: GraphStore, settings: AppSettings, auth_settings: AuthSettings
+) -> Services:
     artifact_dir = current_artifact_dir(settings.models_dir)
     model = load_artifact(artifact_dir) if artifact_dir else None
     catalog = CatalogService(store)
     events = InMemoryEventBus()
+    api_keys = ApiKeyService(store)
     return Services(
+        auth=AuthService(TokenService(auth_settings), api_keys),
+        admin=AdminService(api_keys),
         catalog=catalog,
         matches=MatchService(store, catalog, model, settings.max_matches),
         donations=DonationService(store, catalog, events),
@@ -48,16 +62,41 @@ class _GraphQLApp(GraphQL[dict[str, Any], None]):
         self._services = services
 
     async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
-        return {"request": request, "response": response, "services": self._services}
+        context = {"request": request, "response": response, "services": self._services}
+        if not isinstance(request, WebSocket):
+            context["principal"] = await self._authenticate(
+                request.headers.get("authorization"), request.headers.get("x-api-key")
+            )
+        return context
+
+    async def on_ws_connect(self, context: dict[str, Any]) -> None:
+        # Browsers cannot set headers on a WebSocket: credentials come in connection_init.
+        params = context.get("connection_params") or {}
+        headers = context["request"].headers
+        context["principal"] = await self._authenticate(
+            params.get("Authorization") or headers.get("authorization"),
+            params.get("X-API-Key") or headers.get("x-api-key"),
+        )
+
+    async def _authenticate(
+        self, authorization: str | None, api_key: str | None
+    ) -> Principal | UnauthenticatedError | None:
+        try:
+            return await run_in_threadpool(
+                self._services.auth.authenticate, authorization, api_key
+            )
+        except UnauthenticatedError as exc:
+            return exc  # raised by the first resolver that needs to know the caller
 
 
 def create_app(
     app_settings: AppSettings | None = None,
     store_settings: StoreSettings | None = None,
+    auth_settings: AuthSettings | None = None,
 ) -> Starlette:
     app_settings = app_settings or AppSettings()
     store = open_store(store_settings or StoreSettings())
-    services = build_services(store, app_settings)
+    services = build_services(store, app_settings, auth_settings or AuthSettings())
     graphql = _GraphQLApp(services)
 
     async def healthz(_: Request) -> JSONResponse:

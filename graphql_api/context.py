@@ -1,4 +1,4 @@
-"""What every resolver gets: the services, wired once per process."""
+"""What every resolver gets: the services, wired once per process, and the caller."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 
 from strawberry.types import Info
 
+from donor_match.services.admin import AdminService
+from donor_match.services.auth import AuthService, Principal
 from donor_match.services.catalog import CatalogService
 from donor_match.services.donations import DonationService
 from donor_match.services.events import InMemoryEventBus
@@ -15,6 +17,8 @@ from donor_match.services.matching import MatchService
 
 @dataclass(frozen=True)
 class Services:
+    auth: AuthService
+    admin: AdminService
     catalog: CatalogService
     matches: MatchService
     donations: DonationService
@@ -23,3 +27,11 @@ class Services:
 
 def services(info: Info[Any, Any]) -> Services:
     return info.context["services"]
+
+
+def principal(info: Info[Any, Any]) -> Principal | None:
+    """The authenticated caller, or None; invalid credentials raise UNAUTHENTICATED here."""
+    caller: Principal | Exception | None = info.context.get("principal")
+    if isinstance(caller, Exception):
+        raise caller
+    return caller

@@ -9,10 +9,19 @@ import strawberry
 from starlette.concurrency import run_in_threadpool
 from strawberry.types import Info
 
-from donor_match.services.events import donation_topic
-from graphql_api.context import services
+from donor_match.services.auth import Role
+from graphql_api.context import principal, services
 from graphql_api.errors import ErrorCodes
-from graphql_api.types import Cause, Donation, Donor, Match, Nonprofit, RecordDonationInput
+from graphql_api.types import (
+    ApiKey,
+    Cause,
+    Donation,
+    Donor,
+    KeyRole,
+    Match,
+    Nonprofit,
+    RecordDonationInput,
+)
 
 Ctx = Info[Any, Any]
 
@@ -21,7 +30,9 @@ Ctx = Info[Any, Any]
 class Query:
     @strawberry.field(description="A donor by id; NOT_FOUND if unknown.")
     async def donor(self, info: Ctx, id: strawberry.ID) -> Donor:
-        return Donor.of(await run_in_threadpool(services(info).catalog.donor, id))
+        return Donor.of(
+            await run_in_threadpool(services(info).catalog.donor_profile, principal(info), id)
+        )
 
     @strawberry.field(description="A nonprofit by id; NOT_FOUND if unknown.")
     async def nonprofit(self, info: Ctx, id: strawberry.ID) -> Nonprofit:
@@ -36,7 +47,9 @@ class Query:
         "donor already supports."
     )
     async def matches(self, info: Ctx, donor_id: strawberry.ID, first: int = 10) -> list[Match]:
-        found = await run_in_threadpool(services(info).matches.matches, donor_id, first)
+        found = await run_in_threadpool(
+            services(info).matches.matches, principal(info), donor_id, first
+        )
         return [Match.of(m) for m in found]
 
 
@@ -46,6 +59,7 @@ class Mutation:
     async def record_donation(self, info: Ctx, input: RecordDonationInput) -> Donation:
         donation = await run_in_threadpool(
             services(info).donations.record,
+            principal(info),
             input.donor_id,
             input.nonprofit_id,
             input.amount,
@@ -54,6 +68,18 @@ class Mutation:
         )
         return Donation.of(donation)
 
+    @strawberry.mutation(description="Admins: issue an API key (shown once) for an integrator.")
+    async def create_api_key(self, info: Ctx, subject: str, role: KeyRole) -> ApiKey:
+        issued = await run_in_threadpool(
+            services(info).admin.create_api_key, principal(info), subject, Role(role.value)
+        )
+        return ApiKey(id=strawberry.ID(issued.id), key=issued.key)
+
+    @strawberry.mutation(description="Admins: revoke an API key; it stops working at once.")
+    async def revoke_api_key(self, info: Ctx, id: strawberry.ID) -> bool:
+        await run_in_threadpool(services(info).admin.revoke_api_key, principal(info), id)
+        return True
+
 
 @strawberry.type
 class Subscription:
@@ -61,9 +87,8 @@ class Subscription:
     async def donation_recorded(
         self, info: Ctx, nonprofit_id: strawberry.ID
     ) -> AsyncGenerator[Donation, None]:
-        await run_in_threadpool(services(info).catalog.nonprofit, nonprofit_id)  # NOT_FOUND
-        async for event in services(info).events.subscribe(donation_topic(nonprofit_id)):
-            yield Donation.from_event(event)
+        async for donation in services(info).donations.feed(principal(info), nonprofit_id):
+            yield Donation.of(donation)
 
 
 schema = strawberry.Schema(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 import strawberry
 
 from donor_match import domain
@@ -90,9 +92,6 @@ class Donation:
             timestamp=donation.ts,
         )
 
-    @classmethod
-    def from_event(cls, event: dict[str, object]) -> Donation:
-        return cls.of(domain.Donation(**event))  # type: ignore[arg-type]
 
 
 @strawberry.input
@@ -106,3 +105,15 @@ class RecordDonationInput:
     timestamp: int | None = strawberry.field(
         default=None, description="Seconds since the Unix epoch; defaults to now."
     )
+
+
+@strawberry.enum
+class KeyRole(Enum):
+    INTEGRATOR = "integrator"
+    ANALYST = "analyst"
+
+
+@strawberry.type
+class ApiKey:
+    id: strawberry.ID
+    key: str = strawberry.field(description="The secret; shown only in this response.")

@@ -7,4 +7,5 @@ CREATE CONSTRAINT cause_id IF NOT EXISTS FOR (c:Cause) REQUIRE c.id IS UNIQUE;
 CREATE CONSTRAINT region_id IF NOT EXISTS FOR (r:Region) REQUIRE r.id IS UNIQUE;
 // A donation is a relationship carrying its own id, amount and timestamp.
 CREATE CONSTRAINT donation_id IF NOT EXISTS FOR ()-[g:DONATED]-() REQUIRE g.id IS UNIQUE;
+CREATE CONSTRAINT api_key_id IF NOT EXISTS FOR (k:ApiKey) REQUIRE k.id IS UNIQUE;
 CREATE INDEX nonprofit_name IF NOT EXISTS FOR (n:Nonprofit) ON (n.name);

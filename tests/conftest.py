@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from donor_match.settings import AppSettings
+from donor_match.services.auth import Role, TokenService
+from donor_match.settings import AppSettings, AuthSettings
 from etl.loader import load_tables
 from etl.snapshot import export_snapshot
 from etl.synth import SynthConfig, generate
@@ -59,11 +61,19 @@ TINY_GRAPH = SynthConfig(donors=300, nonprofits=60, causes=8, regions=6, donatio
 TINY_TRAINING = TrainConfig(steps=60, seed=0)
 
 
+# Test-only signing key; real deployments take theirs from the environment.
+TEST_AUTH = AuthSettings(jwt_secret=SecretStr("test-signing-key-" + "x" * 32))
+
+
 @dataclass(frozen=True)
 class ServedGraph:
     store_settings: StoreSettings
     app_settings: AppSettings
     tables: Tables
+
+    def token(self, role: Role, subject: str) -> dict[str, str]:
+        """Headers that authenticate as `subject` in `role`."""
+        return {"Authorization": f"Bearer {TokenService(TEST_AUTH).issue(subject, role)}"}
 
 
 @pytest.fixture(scope="session")

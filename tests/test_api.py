@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import ServedGraph
+from conftest import TEST_AUTH, ServedGraph
 from starlette.testclient import TestClient
 
+from donor_match.services.auth import Role
 from graphql_api.app import create_app
 
 MATCHES = """
@@ -29,13 +30,17 @@ mutation Record($input: RecordDonationInput!) {
 
 @pytest.fixture(scope="module")
 def client(served_graph: ServedGraph) -> Iterator[TestClient]:
-    app = create_app(served_graph.app_settings, served_graph.store_settings)
+    app = create_app(served_graph.app_settings, served_graph.store_settings, TEST_AUTH)
     with TestClient(app) as test_client:
         yield test_client
 
 
-def gql(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
-    response = client.post("/graphql", json={"query": query, "variables": variables})
+def gql(
+    client: TestClient, query: str, headers: dict[str, str] | None = None, **variables: Any
+) -> dict[str, Any]:
+    response = client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=headers
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -67,7 +72,8 @@ def test_matches_are_k_distinct_unsupported_nonprofits(
     client: TestClient, served_graph: ServedGraph
 ) -> None:
     donor_id = donors_by_activity(served_graph)[0]  # the donor with the most history
-    body = gql(client, MATCHES, donorId=donor_id, first=10)
+    as_donor = served_graph.token(Role.DONOR, donor_id)
+    body = gql(client, MATCHES, as_donor, donorId=donor_id, first=10)
     assert "errors" not in body, body
     matches = body["data"]["matches"]
     ids = [m["nonprofit"]["id"] for m in matches]
@@ -84,6 +90,7 @@ def test_donor_nonprofit_and_causes(client: TestClient, served_graph: ServedGrap
     body = gql(
         client,
         "query($id: ID!) { donor(id: $id) { id name region { id } causes { id name } } }",
+        served_graph.token(Role.DONOR, donor["id"]),
         id=donor["id"],
     )
     assert body["data"]["donor"]["name"] == donor["name"]
@@ -95,7 +102,7 @@ def test_donor_nonprofit_and_causes(client: TestClient, served_graph: ServedGrap
     }
     assert {c["id"] for c in body["data"]["donor"]["causes"]} == stated
 
-    causes = gql(client, "{ causes { id name } }")["data"]["causes"]
+    causes = gql(client, "{ causes { id name } }")["data"]["causes"]  # public: no token
     assert len(causes) == served_graph.tables["causes"].num_rows
 
 
@@ -113,9 +120,13 @@ def test_donor_nonprofit_and_causes(client: TestClient, served_graph: ServedGrap
     ],
 )
 def test_bad_requests_get_coded_errors(
-    client: TestClient, query: str, variables: dict[str, Any], code: str
+    client: TestClient, served_graph: ServedGraph, query: str, variables: dict[str, Any], code: str
 ) -> None:
-    response = client.post("/graphql", json={"query": query, "variables": variables})
+    response = client.post(
+        "/graphql",
+        json={"query": query, "variables": variables},
+        headers=served_graph.token(Role.ADMIN, "ops"),
+    )
     assert response.status_code < 500
     body = response.json()
     assert code in error_codes(body), body
@@ -129,13 +140,14 @@ def test_record_donation_validates_and_is_idempotent(
     nonprofit_id = served_graph.tables["nonprofits"].column("id")[7].as_py()
     donation_id = f"api-test-{uuid.uuid4()}"
     payload = {"donorId": donor_id, "nonprofitId": nonprofit_id, "amount": 25.5, "id": donation_id}
-    first = gql(client, RECORD, input=payload)["data"]["recordDonation"]
-    again = gql(client, RECORD, input=payload)["data"]["recordDonation"]
+    as_donor = served_graph.token(Role.DONOR, donor_id)
+    first = gql(client, RECORD, as_donor, input=payload)["data"]["recordDonation"]
+    again = gql(client, RECORD, as_donor, input=payload)["data"]["recordDonation"]
     assert first == again
     assert first["amount"] == 25.5
 
     # The new gift is excluded from the donor's matches at once, without retraining.
-    matches = gql(client, MATCHES, donorId=donor_id, first=50)["data"]["matches"]
+    matches = gql(client, MATCHES, as_donor, donorId=donor_id, first=50)["data"]["matches"]
     assert nonprofit_id not in {m["nonprofit"]["id"] for m in matches}
 
     for bad, code in [
@@ -144,7 +156,8 @@ def test_record_donation_validates_and_is_idempotent(
         ({**payload, "nonprofitId": "no-such-nonprofit", "id": None}, "NOT_FOUND"),
         ({**payload, "donorId": "no-such-donor", "id": None}, "NOT_FOUND"),
     ]:
-        assert error_codes(gql(client, RECORD, input=bad)) == [code]
+        admin = served_graph.token(Role.ADMIN, "ops")
+        assert error_codes(gql(client, RECORD, admin, input=bad)) == [code]
 
 
 def test_subscription_receives_recorded_donation(
@@ -152,8 +165,9 @@ def test_subscription_receives_recorded_donation(
 ) -> None:
     nonprofit_id = served_graph.tables["nonprofits"].column("id")[3].as_py()
     donor_id = served_graph.tables["donors"].column("id")[9].as_py()
+    as_nonprofit = served_graph.token(Role.NONPROFIT, nonprofit_id)
     with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
-        ws.send_json({"type": "connection_init"})
+        ws.send_json({"type": "connection_init", "payload": as_nonprofit})
         assert ws.receive_json()["type"] == "connection_ack"
         ws.send_json(
             {
@@ -171,6 +185,7 @@ def test_subscription_receives_recorded_donation(
         recorded = gql(
             client,
             RECORD,
+            served_graph.token(Role.DONOR, donor_id),
             input={"donorId": donor_id, "nonprofitId": nonprofit_id, "amount": 10},
         )["data"]["recordDonation"]
         message = ws.receive_json()
@@ -183,9 +198,11 @@ def test_subscription_receives_recorded_donation(
         }
 
 
-def test_subscription_to_unknown_nonprofit_is_not_found(client: TestClient) -> None:
+def test_subscription_to_unknown_nonprofit_is_not_found(
+    client: TestClient, served_graph: ServedGraph
+) -> None:
     with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
-        ws.send_json({"type": "connection_init"})
+        ws.send_json({"type": "connection_init", "payload": served_graph.token(Role.ADMIN, "a")})
         assert ws.receive_json()["type"] == "connection_ack"
         ws.send_json(
             {

@@ -56,3 +56,23 @@ def test_load_names_a_missing_directory(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "nope" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_demo_loads_trains_and_prints_a_working_query(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DONOR_MATCH_DATA_DIR": str(tmp_path / "var"),
+        "DONOR_MATCH_FALKORDB_PORT": str(free_port()),
+        "DONOR_MATCH_SNAPSHOTS_DIR": str(tmp_path / "snapshots"),
+        "DONOR_MATCH_MODELS_DIR": str(tmp_path / "models"),
+    }
+    env.pop("DONOR_MATCH_JWT_SECRET", None)
+    try:
+        demo = run(["demo", "--donors", "120", "--nonprofits", "25", "--donations", "900",
+                    "--steps", "5", "--no-serve"], env, timeout=300)
+        assert demo.returncode == 0, demo.stderr
+        assert (tmp_path / "models" / "CURRENT").is_file()
+        assert "matches(donorId:" in demo.stderr
+        assert '"Authorization": "Bearer ' in demo.stderr
+    finally:
+        run(["store", "stop"], env)

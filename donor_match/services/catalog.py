@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from donor_match.domain import Cause, Donor, Nonprofit, Region
 from donor_match.errors import NotFoundError
+from donor_match.services.auth import Principal, Role, require_principal
 from graph_store import GraphStore, Row, statement
 
 
@@ -19,6 +20,11 @@ class CatalogService:
             raise NotFoundError(f"donor {donor_id!r} not found")
         row = rows[0]
         return Donor(row["id"], row["name"], _region(row), _causes(row))
+
+    def donor_profile(self, principal: Principal | None, donor_id: str) -> Donor:
+        """A donor's profile is private: the donor itself and admins may read it."""
+        require_principal(principal).require_self_or(donor_id, Role.DONOR, Role.ADMIN)
+        return self.donor(donor_id)
 
     def nonprofit(self, nonprofit_id: str) -> Nonprofit:
         found = self.nonprofits([nonprofit_id])

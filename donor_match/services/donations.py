@@ -5,10 +5,14 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import asdict
+
+from anyio import to_thread
 
 from donor_match.domain import Donation
 from donor_match.errors import InvalidInputError
+from donor_match.services.auth import Principal, Role, require_principal
 from donor_match.services.catalog import CatalogService
 from donor_match.services.events import InMemoryEventBus, donation_topic
 from graph_store import GraphStore, StoreError, statement
@@ -26,13 +30,20 @@ class DonationService:
 
     def record(
         self,
+        principal: Principal | None,
         donor_id: str,
         nonprofit_id: str,
         amount: float,
         donation_id: str | None = None,
         ts: int | None = None,
     ) -> Donation:
-        """Record a gift; replaying the same `donation_id` updates rather than duplicates."""
+        """Record a gift; replaying the same `donation_id` updates rather than duplicates.
+
+        Donors record their own gifts; integrating platforms and admins record anyone's.
+        """
+        require_principal(principal).require_self_or(
+            donor_id, Role.DONOR, Role.INTEGRATOR, Role.ADMIN
+        )
         if not (math.isfinite(amount) and 0 < amount <= MAX_AMOUNT):
             raise InvalidInputError(f"amount must be a number in (0, {MAX_AMOUNT:g}], got {amount}")
         if donation_id is not None and not donation_id.strip():
@@ -58,3 +69,12 @@ class DonationService:
             self._catalog.nonprofit(nonprofit_id)
         self._events.publish(donation_topic(nonprofit_id), asdict(donation))
         return donation
+
+    async def feed(self, principal: Principal | None, nonprofit_id: str) -> AsyncIterator[Donation]:
+        """Donations to a nonprofit as they are recorded: for the nonprofit, integrators, admins."""
+        require_principal(principal).require_self_or(
+            nonprofit_id, Role.NONPROFIT, Role.INTEGRATOR, Role.ADMIN
+        )
+        await to_thread.run_sync(self._catalog.nonprofit, nonprofit_id)  # NOT_FOUND
+        async for event in self._events.subscribe(donation_topic(nonprofit_id)):
+            yield Donation(**event)

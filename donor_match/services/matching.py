@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from donor_match.domain import Match
 from donor_match.errors import InvalidInputError, UnavailableError
+from donor_match.services.auth import Principal, Role, require_principal
 from donor_match.services.catalog import CatalogService
 from graph_model.artifacts import ModelArtifact
 from graph_store import GraphStore, statement
@@ -26,8 +27,9 @@ class MatchService:
     def model_version(self) -> str | None:
         return self._model.version if self._model else None
 
-    def matches(self, donor_id: str, first: int) -> list[Match]:
+    def matches(self, principal: Principal | None, donor_id: str, first: int) -> list[Match]:
         """The donor's best `first` nonprofits, excluding those the donor already gives to."""
+        require_principal(principal).require_self_or(donor_id, Role.DONOR, Role.ADMIN)
         if not 1 <= first <= self._max_first:
             raise InvalidInputError(f"first must be between 1 and {self._max_first}, got {first}")
         self._catalog.donor(donor_id)  # NOT_FOUND for unknown donors

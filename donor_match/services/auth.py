@@ -1,0 +1,183 @@
+"""Who is calling: JWT bearer tokens for people, hashed API keys for integrating platforms."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+import jwt
+
+from donor_match.errors import DomainError, NotFoundError
+from donor_match.settings import AuthSettings
+from graph_store import GraphStore, statement
+
+API_KEY_PREFIX = "dm"
+
+
+class Role(StrEnum):
+    DONOR = "donor"
+    NONPROFIT = "nonprofit"
+    ANALYST = "analyst"
+    ADMIN = "admin"
+    INTEGRATOR = "integrator"
+
+
+class UnauthenticatedError(DomainError):
+    code = "UNAUTHENTICATED"
+
+
+class ForbiddenError(DomainError):
+    code = "FORBIDDEN"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: a donor or nonprofit acts for the id in `subject`."""
+
+    subject: str
+    role: Role
+
+    def require(self, *roles: Role) -> None:
+        if self.role not in roles:
+            allowed = ", ".join(sorted(roles))
+            raise ForbiddenError(f"role {self.role} may not do this (allowed: {allowed})")
+
+    def require_self_or(self, subject: str, role: Role, *others: Role) -> None:
+        """Allow `role` only for its own `subject`, and any of `others` for everyone."""
+        if self.role in others:
+            return
+        if self.role is role and self.subject == subject:
+            return
+        raise ForbiddenError(f"{self.role} {self.subject!r} may not act for {subject!r}")
+
+
+def require_principal(principal: Principal | None) -> Principal:
+    if principal is None:
+        raise UnauthenticatedError("authentication required: send a bearer token or an API key")
+    return principal
+
+
+class TokenService:
+    """Verifies JWTs (HS256 with a shared secret, or RS256 keys from a JWKS URL)."""
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self._settings = settings
+        self._jwks = jwt.PyJWKClient(settings.jwks_url, timeout=5) if settings.jwks_url else None
+
+    def verify(self, token: str) -> Principal:
+        try:
+            if self._jwks is not None:
+                key: object = self._jwks.get_signing_key_from_jwt(token).key
+                algorithms = ["RS256"]
+            else:
+                key, algorithms = self._secret(), ["HS256"]
+            # `algorithms` pins what we accept: alg=none or an HS/RS swap is rejected.
+            claims = jwt.decode(
+                token,
+                key,  # type: ignore[arg-type]
+                algorithms=algorithms,
+                audience=self._settings.audience,
+                issuer=self._settings.issuer,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+                leeway=self._settings.leeway_s,
+            )
+        except jwt.PyJWTError as exc:
+            raise UnauthenticatedError(f"invalid token: {exc}") from exc
+        try:
+            role = Role(claims.get("role"))
+        except ValueError as exc:
+            unknown = claims.get("role")
+            raise UnauthenticatedError(f"invalid token: unknown role {unknown!r}") from exc
+        return Principal(str(claims["sub"]), role)
+
+    def issue(self, subject: str, role: Role, ttl_s: int = 3600) -> str:
+        """A local HS256 token (for development and tests; production uses its IdP)."""
+        now = int(time.time())
+        claims = {
+            "sub": subject,
+            "role": str(role),
+            "iss": self._settings.issuer,
+            "aud": self._settings.audience,
+            "iat": now,
+            "exp": now + ttl_s,
+        }
+        return jwt.encode(claims, self._secret(), algorithm="HS256")
+
+    def _secret(self) -> str:
+        secret = self._settings.jwt_secret.get_secret_value()
+        if len(secret) < 32:
+            raise UnauthenticatedError(
+                "token authentication is not configured: set DONOR_MATCH_JWT_SECRET "
+                "(32+ characters) or DONOR_MATCH_JWT_JWKS_URL"
+            )
+        return secret
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    id: str
+    key: str  # shown once; only its hash is stored
+
+
+class ApiKeyService:
+    """API keys `dm_<id>_<secret>`; the graph keeps the SHA-256 of the secret, never the key.
+
+    The secret is 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+    """
+
+    def __init__(self, store: GraphStore) -> None:
+        self._store = store
+
+    def create(self, subject: str, role: Role = Role.INTEGRATOR) -> IssuedApiKey:
+        key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
+        self._store.write(
+            statement("api/api_key_create"),
+            {"id": key_id, "hash": _digest(secret), "subject": subject, "role": str(role),
+             "created_at": int(time.time())},
+        )
+        return IssuedApiKey(key_id, f"{API_KEY_PREFIX}_{key_id}_{secret}")
+
+    def revoke(self, key_id: str) -> None:
+        rows = self._store.write(
+            statement("api/api_key_revoke"), {"id": key_id, "revoked_at": int(time.time())}
+        )
+        if not rows:
+            raise NotFoundError(f"API key {key_id!r} not found")
+
+    def verify(self, key: str) -> Principal:
+        prefix, _, rest = key.partition("_")
+        key_id, _, secret = rest.partition("_")
+        if prefix != API_KEY_PREFIX or not key_id or not secret:
+            raise UnauthenticatedError("malformed API key")
+        rows = self._store.read(statement("api/api_key_by_id"), {"id": key_id})
+        if not rows or rows[0]["revoked_at"] is not None:
+            raise UnauthenticatedError("unknown or revoked API key")
+        if not hmac.compare_digest(rows[0]["hash"], _digest(secret)):
+            raise UnauthenticatedError("unknown or revoked API key")
+        return Principal(rows[0]["subject"], Role(rows[0]["role"]))
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class AuthService:
+    """Turns request credentials into a `Principal` (or None for anonymous callers)."""
+
+    def __init__(self, tokens: TokenService, api_keys: ApiKeyService) -> None:
+        self.tokens = tokens
+        self.api_keys = api_keys
+
+    def authenticate(self, authorization: str | None, api_key: str | None) -> Principal | None:
+        if api_key:
+            return self.api_keys.verify(api_key)
+        if not authorization:
+            return None
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return self.tokens.verify(credentials.strip())
+        raise UnauthenticatedError("Authorization must be `Bearer <token>`")
