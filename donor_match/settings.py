@@ -17,6 +17,18 @@ class AppSettings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535, validation_alias="DONOR_MATCH_API_PORT")
     max_matches: int = Field(100, ge=1, validation_alias="DONOR_MATCH_MAX_MATCHES")
 
+    # Abuse limits (see README, "Limits").
+    max_depth: int = Field(10, ge=1, validation_alias="DONOR_MATCH_MAX_QUERY_DEPTH")
+    max_aliases: int = Field(15, ge=0, validation_alias="DONOR_MATCH_MAX_ALIASES")
+    max_tokens: int = Field(2_000, ge=1, validation_alias="DONOR_MATCH_MAX_TOKENS")
+    max_cost: int = Field(5_000, ge=1, validation_alias="DONOR_MATCH_MAX_QUERY_COST")
+    max_body_bytes: int = Field(65_536, ge=1, validation_alias="DONOR_MATCH_MAX_BODY_BYTES")
+    rate_limit_per_minute: int = Field(
+        600, ge=1, validation_alias="DONOR_MATCH_RATE_LIMIT_PER_MINUTE"
+    )
+    introspection: bool = Field(True, validation_alias="DONOR_MATCH_GRAPHQL_INTROSPECTION")
+    cors_origins: list[str] = Field([], validation_alias="DONOR_MATCH_CORS_ORIGINS")
+
 
 class AuthSettings(BaseSettings):
     """JWT verification (HS256 locally, RS256 from a JWKS in production)."""

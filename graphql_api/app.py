@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import strawberry
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
@@ -27,11 +30,13 @@ from donor_match.services.catalog import CatalogService
 from donor_match.services.donations import DonationService
 from donor_match.services.events import InMemoryEventBus
 from donor_match.services.matching import MatchService
+from donor_match.services.rate_limit import RateLimiter
 from donor_match.settings import AppSettings, AuthSettings
 from graph_model.artifacts import current_artifact_dir, load_artifact
 from graph_store import GraphStore, StoreError, StoreSettings, open_store
 from graphql_api.context import Services
-from graphql_api.schema import schema
+from graphql_api.limits import BodySizeLimit
+from graphql_api.schema import build_schema
 
 
 def build_services(
@@ -53,7 +58,7 @@ def build_services(
 
 
 class _GraphQLApp(GraphQL[dict[str, Any], None]):
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, schema: strawberry.Schema) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql",
@@ -62,7 +67,13 @@ class _GraphQLApp(GraphQL[dict[str, Any], None]):
         self._services = services
 
     async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
-        context = {"request": request, "response": response, "services": self._services}
+        client = request.client.host if request.client else "unknown"
+        context = {
+            "request": request,
+            "response": response,
+            "services": self._services,
+            "client": f"ip:{client}",
+        }
         if not isinstance(request, WebSocket):
             context["principal"] = await self._authenticate(
                 request.headers.get("authorization"), request.headers.get("x-api-key")
@@ -97,7 +108,9 @@ def create_app(
     app_settings = app_settings or AppSettings()
     store = open_store(store_settings or StoreSettings())
     services = build_services(store, app_settings, auth_settings or AuthSettings())
-    graphql = _GraphQLApp(services)
+    graphql = _GraphQLApp(
+        services, build_schema(app_settings, RateLimiter(app_settings.rate_limit_per_minute))
+    )
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -125,6 +138,15 @@ def create_app(
             Route("/readyz", readyz),
         ],
         lifespan=lifespan,
+        middleware=[
+            Middleware(BodySizeLimit, max_bytes=app_settings.max_body_bytes),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=app_settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+            ),
+        ],
     )
     app.state.services = services
     return app

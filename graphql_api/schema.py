@@ -7,11 +7,21 @@ from typing import Any
 
 import strawberry
 from starlette.concurrency import run_in_threadpool
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
 from strawberry.types import Info
 
 from donor_match.services.auth import Role
+from donor_match.services.rate_limit import RateLimiter
+from donor_match.settings import AppSettings
 from graphql_api.context import principal, services
 from graphql_api.errors import ErrorCodes
+from graphql_api.limits import RateLimit, cost_rule
 from graphql_api.types import (
     ApiKey,
     Cause,
@@ -91,6 +101,18 @@ class Subscription:
             yield Donation.of(donation)
 
 
-schema = strawberry.Schema(
-    query=Query, mutation=Mutation, subscription=Subscription, extensions=[ErrorCodes]
-)
+def build_schema(settings: AppSettings, limiter: RateLimiter) -> strawberry.Schema:
+    """The schema with the configured limits (depth, aliases, tokens, cost, rate)."""
+    extensions: list[Any] = [
+        ErrorCodes,
+        QueryDepthLimiter(max_depth=settings.max_depth),
+        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        MaxTokensLimiter(max_token_count=settings.max_tokens),
+        AddValidationRules([cost_rule(settings.max_cost, settings.max_matches)]),
+        RateLimit(limiter),
+    ]
+    if not settings.introspection:
+        extensions.append(DisableIntrospection)
+    return strawberry.Schema(
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+    )
