@@ -229,9 +229,16 @@ def serve(
 
     from graphql_api.app import create_app
 
+    from graphql_api.observability import configure_json_logging
+
+    configure_json_logging()
     settings = AppSettings()
     uvicorn.run(
-        create_app(settings), host=host or settings.api_host, port=port or settings.api_port
+        create_app(settings),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_config=None,  # uvicorn logs through the JSON handler too
+        access_log=False,  # RequestIdMiddleware writes one access line per request
     )
 
 

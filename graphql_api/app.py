@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import strawberry
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -36,6 +37,7 @@ from graph_model.artifacts import current_artifact_dir, load_artifact
 from graph_store import GraphStore, StoreError, StoreSettings, open_store
 from graphql_api.context import Services
 from graphql_api.limits import BodySizeLimit
+from graphql_api.observability import ApiMetrics, RequestIdMiddleware
 from graphql_api.schema import build_schema
 
 
@@ -58,13 +60,16 @@ def build_services(
 
 
 class _GraphQLApp(GraphQL[dict[str, Any], None]):
-    def __init__(self, services: Services, schema: strawberry.Schema) -> None:
+    def __init__(
+        self, services: Services, schema: strawberry.Schema, metrics: ApiMetrics
+    ) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql",
             subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
         )
         self._services = services
+        self._metrics = metrics
 
     async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
         client = request.client.host if request.client else "unknown"
@@ -72,6 +77,7 @@ class _GraphQLApp(GraphQL[dict[str, Any], None]):
             "request": request,
             "response": response,
             "services": self._services,
+            "metrics": self._metrics,
             "client": f"ip:{client}",
         }
         if not isinstance(request, WebSocket):
@@ -108,22 +114,36 @@ def create_app(
     app_settings = app_settings or AppSettings()
     store = open_store(store_settings or StoreSettings())
     services = build_services(store, app_settings, auth_settings or AuthSettings())
-    graphql = _GraphQLApp(
-        services, build_schema(app_settings, RateLimiter(app_settings.rate_limit_per_minute))
-    )
+    metrics = ApiMetrics()
+    limiter = RateLimiter(app_settings.rate_limit_per_minute)
+    graphql = _GraphQLApp(services, build_schema(app_settings, limiter, metrics), metrics)
+    if (model := services.matches.model) is not None:
+        metrics.model_info.labels(model.version).set(1)
+        metrics.model_trained.set((model.path / "metrics.json").stat().st_mtime)
+    metrics.subscriptions.set_function(services.events.subscriber_count)
+
+    async def store_up() -> bool:
+        try:
+            await run_in_threadpool(store.ping)
+        except StoreError:
+            metrics.store_up.set(0)
+            return False
+        metrics.store_up.set(1)
+        return True
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> JSONResponse:
-        checks = {"model": services.matches.model_version is not None, "store": True}
-        try:
-            await run_in_threadpool(store.ping)
-        except StoreError:
-            checks["store"] = False
+        checks = {"model": services.matches.model is not None, "store": await store_up()}
         ready = all(checks.values())
-        body = {"ready": ready, **checks, "model_version": services.matches.model_version}
+        model = services.matches.model
+        body = {"ready": ready, **checks, "model_version": model.version if model else None}
         return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def metrics_endpoint(_: Request) -> Response:
+        await store_up()
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -136,9 +156,11 @@ def create_app(
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
         ],
         lifespan=lifespan,
         middleware=[
+            Middleware(RequestIdMiddleware),
             Middleware(BodySizeLimit, max_bytes=app_settings.max_body_bytes),
             Middleware(
                 CORSMiddleware,

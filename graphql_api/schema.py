@@ -22,6 +22,7 @@ from donor_match.settings import AppSettings
 from graphql_api.context import principal, services
 from graphql_api.errors import ErrorCodes
 from graphql_api.limits import RateLimit, cost_rule
+from graphql_api.observability import ApiMetrics, OperationMetrics
 from graphql_api.types import (
     ApiKey,
     Cause,
@@ -60,6 +61,7 @@ class Query:
         found = await run_in_threadpool(
             services(info).matches.matches, principal(info), donor_id, first
         )
+        info.context["metrics"].matches_served.inc(len(found))
         return [Match.of(m) for m in found]
 
 
@@ -101,9 +103,12 @@ class Subscription:
             yield Donation.of(donation)
 
 
-def build_schema(settings: AppSettings, limiter: RateLimiter) -> strawberry.Schema:
-    """The schema with the configured limits (depth, aliases, tokens, cost, rate)."""
+def build_schema(
+    settings: AppSettings, limiter: RateLimiter, metrics: ApiMetrics
+) -> strawberry.Schema:
+    """The schema with metrics and the configured limits (depth, aliases, tokens, cost, rate)."""
     extensions: list[Any] = [
+        OperationMetrics(metrics),
         ErrorCodes,
         QueryDepthLimiter(max_depth=settings.max_depth),
         MaxAliasesLimiter(max_alias_count=settings.max_aliases),

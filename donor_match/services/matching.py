@@ -24,8 +24,8 @@ class MatchService:
         self._max_first = max_first
 
     @property
-    def model_version(self) -> str | None:
-        return self._model.version if self._model else None
+    def model(self) -> ModelArtifact | None:
+        return self._model
 
     def matches(self, principal: Principal | None, donor_id: str, first: int) -> list[Match]:
         """The donor's best `first` nonprofits, excluding those the donor already gives to."""
