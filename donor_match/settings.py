@@ -16,6 +16,9 @@ class AppSettings(BaseSettings):
     api_host: str = Field("127.0.0.1", validation_alias="DONOR_MATCH_API_HOST")
     api_port: int = Field(8000, ge=1, le=65535, validation_alias="DONOR_MATCH_API_PORT")
     max_matches: int = Field(100, ge=1, validation_alias="DONOR_MATCH_MAX_MATCHES")
+    # Subscription fan-out across processes; unset: the embedded store's Redis (FalkorDB), or
+    # in-process only when the store is Neo4j.
+    redis_url: str | None = Field(None, validation_alias="DONOR_MATCH_REDIS_URL")
 
     # Abuse limits (see README, "Limits").
     max_depth: int = Field(10, ge=1, validation_alias="DONOR_MATCH_MAX_QUERY_DEPTH")

@@ -29,7 +29,7 @@ from donor_match.services.auth import (
 )
 from donor_match.services.catalog import CatalogService
 from donor_match.services.donations import DonationService
-from donor_match.services.events import InMemoryEventBus
+from donor_match.services.events import EventBus, InMemoryEventBus, RedisEventBus
 from donor_match.services.matching import MatchService
 from donor_match.services.rate_limit import RateLimiter
 from donor_match.settings import AppSettings, AuthSettings
@@ -41,13 +41,19 @@ from graphql_api.observability import ApiMetrics, RequestIdMiddleware
 from graphql_api.schema import build_schema
 
 
+def event_bus(settings: AppSettings, store_settings: StoreSettings) -> EventBus:
+    url = settings.redis_url
+    if url is None and store_settings.backend == "falkordb":
+        url = f"redis://{store_settings.falkordb_host}:{store_settings.falkordb_port}/0"
+    return RedisEventBus(url) if url else InMemoryEventBus()
+
+
 def build_services(
-    store: GraphStore, settings: AppSettings, auth_settings: AuthSettings
+    store: GraphStore, settings: AppSettings, auth_settings: AuthSettings, events: EventBus
 ) -> Services:
     artifact_dir = current_artifact_dir(settings.models_dir)
     model = load_artifact(artifact_dir) if artifact_dir else None
     catalog = CatalogService(store)
-    events = InMemoryEventBus()
     api_keys = ApiKeyService(store)
     return Services(
         auth=AuthService(TokenService(auth_settings), api_keys),
@@ -112,8 +118,10 @@ def create_app(
     auth_settings: AuthSettings | None = None,
 ) -> Starlette:
     app_settings = app_settings or AppSettings()
-    store = open_store(store_settings or StoreSettings())
-    services = build_services(store, app_settings, auth_settings or AuthSettings())
+    store_settings = store_settings or StoreSettings()
+    store = open_store(store_settings)
+    events = event_bus(app_settings, store_settings)
+    services = build_services(store, app_settings, auth_settings or AuthSettings(), events)
     metrics = ApiMetrics()
     limiter = RateLimiter(app_settings.rate_limit_per_minute)
     graphql = _GraphQLApp(services, build_schema(app_settings, limiter, metrics), metrics)

@@ -11,7 +11,7 @@ from donor_match.services.admin import AdminService
 from donor_match.services.auth import AuthService, Principal
 from donor_match.services.catalog import CatalogService
 from donor_match.services.donations import DonationService
-from donor_match.services.events import InMemoryEventBus
+from donor_match.services.events import EventBus
 from donor_match.services.matching import MatchService
 
 
@@ -22,7 +22,7 @@ class Services:
     catalog: CatalogService
     matches: MatchService
     donations: DonationService
-    events: InMemoryEventBus
+    events: EventBus
 
 
 def services(info: Info[Any, Any]) -> Services:

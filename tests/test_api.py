@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import TEST_AUTH, ServedGraph
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
@@ -230,3 +231,34 @@ def test_graphiql_is_served(client: TestClient) -> None:
     page = client.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200
     assert "graphiql" in page.text.lower()
+
+
+def test_a_donation_on_one_api_process_reaches_a_subscriber_on_another(
+    served_graph: ServedGraph,
+) -> None:
+    """Two app instances share events through Redis (the embedded FalkorDB server)."""
+    nonprofit_id = served_graph.tables["nonprofits"].column("id")[11].as_py()
+    donor_id = served_graph.tables["donors"].column("id")[12].as_py()
+
+    def make() -> Starlette:
+        return create_app(served_graph.app_settings, served_graph.store_settings, TEST_AUTH)
+
+    with (
+        TestClient(make()) as listener,
+        TestClient(make()) as writer,
+        listener.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws,
+    ):
+        ws.send_json({"type": "connection_init",
+                      "payload": served_graph.token(Role.NONPROFIT, nonprofit_id)})
+        assert ws.receive_json()["type"] == "connection_ack"
+        ws.send_json({"id": "1", "type": "subscribe", "payload": {
+            "query": f'subscription {{ donationRecorded(nonprofitId: "{nonprofit_id}") '
+                     "{ id amount } }"}})
+        wait_for(lambda: listener.app.state.services.events.subscriber_count() == 1)
+        recorded = gql(writer, RECORD, served_graph.token(Role.DONOR, donor_id),
+                       input={"donorId": donor_id, "nonprofitId": nonprofit_id,
+                              "amount": 12.5})["data"]["recordDonation"]
+        message = ws.receive_json()
+        assert message["payload"]["data"]["donationRecorded"] == {
+            "id": recorded["id"], "amount": 12.5
+        }

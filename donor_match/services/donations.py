@@ -14,15 +14,16 @@ from donor_match.domain import Donation
 from donor_match.errors import InvalidInputError
 from donor_match.services.auth import Principal, Role, require_principal
 from donor_match.services.catalog import CatalogService
-from donor_match.services.events import InMemoryEventBus, donation_topic
+from donor_match.services.events import EventBus, donation_topic
 from graph_store import GraphStore, StoreError, statement
 
 MAX_AMOUNT = 1e9
+API_WRITER = "api"  # recorded as the donation's load_id, beside the ETL loads' ids
 
 
 class DonationService:
     def __init__(
-        self, store: GraphStore, catalog: CatalogService, events: InMemoryEventBus
+        self, store: GraphStore, catalog: CatalogService, events: EventBus
     ) -> None:
         self._store = store
         self._catalog = catalog
@@ -56,7 +57,9 @@ class DonationService:
             ts=int(time.time()) if ts is None else ts,
         )
         try:
-            rows = self._store.write(statement("etl/merge_donations"), {"rows": [asdict(donation)]})
+            rows = self._store.write(
+                statement("api/record_donation"), {**asdict(donation), "load_id": API_WRITER}
+            )
         except StoreError as exc:
             if "already exists" in str(exc) or "ConstraintValidation" in str(exc):
                 raise InvalidInputError(
