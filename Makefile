@@ -43,3 +43,23 @@ store-stop: install
 
 clean:
 	rm -rf $(VENV) node_modules var dist build
+
+# Deploy checks (tests/test_deploy.py) need promtool. It comes from Debian's `prometheus`
+# package, unpacked under the venv instead of installed, so no Prometheus service is set up or
+# started. Best effort: where apt cannot fetch it, the promtool checks skip and say why.
+PROMTOOL := $(VENV)/tools/prometheus/usr/bin/promtool
+
+.PHONY: tools
+tools: | $(BIN)/python
+	@if [ -x $(PROMTOOL) ] || command -v promtool >/dev/null; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then \
+	  echo "tools: no apt-get here, promtool checks will skip"; exit 0; fi; \
+	rm -rf $(VENV)/tools/deb && mkdir -p $(VENV)/tools/deb && cd $(VENV)/tools/deb && \
+	{ apt-get download prometheus >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get download prometheus; } || \
+	  { sudo -n true 2>/dev/null && sudo apt-get update -qq && apt-get download prometheus; }; } && \
+	dpkg-deb -x prometheus_*.deb ../prometheus && cd .. && rm -rf deb && \
+	echo "tools: promtool from Debian's prometheus package in $(PROMTOOL)" || \
+	echo "tools: could not fetch Debian's prometheus package, promtool checks will skip"
+
+test: tools
