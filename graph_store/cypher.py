@@ -35,7 +35,7 @@ def statement(name: str) -> Statement:
     statements = script(name)
     if len(statements) != 1:
         raise ValueError(f"neo4j/{name}.cypher holds {len(statements)} statements, expected one")
-    return statements[0]
+    return Statement(name, statements[0].text)
 
 
 @cache

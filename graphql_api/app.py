@@ -37,7 +37,8 @@ from graph_model.artifacts import current_artifact_dir, load_artifact
 from graph_store import GraphStore, StoreError, StoreSettings, open_store
 from graphql_api.context import Services
 from graphql_api.limits import BodySizeLimit
-from graphql_api.observability import ApiMetrics, RequestIdMiddleware
+from graphql_api.loaders import nonprofit_loader
+from graphql_api.observability import ApiMetrics, CountingStore, RequestIdMiddleware
 from graphql_api.schema import build_schema
 
 
@@ -85,6 +86,10 @@ class _GraphQLApp(GraphQL[dict[str, Any], None]):
             "services": self._services,
             "metrics": self._metrics,
             "client": f"ip:{client}",
+            # A subscription's context lives as long as it does: no cache, or it would go stale.
+            "nonprofit_loader": nonprofit_loader(
+                self._services.catalog, cache=not isinstance(request, WebSocket)
+            ),
         }
         if not isinstance(request, WebSocket):
             context["principal"] = await self._authenticate(
@@ -119,10 +124,10 @@ def create_app(
 ) -> Starlette:
     app_settings = app_settings or AppSettings()
     store_settings = store_settings or StoreSettings()
-    store = open_store(store_settings)
+    metrics = ApiMetrics()
+    store = CountingStore(open_store(store_settings), metrics.store_queries)
     events = event_bus(app_settings, store_settings)
     services = build_services(store, app_settings, auth_settings or AuthSettings(), events)
-    metrics = ApiMetrics()
     limiter = RateLimiter(app_settings.rate_limit_per_minute)
     graphql = _GraphQLApp(services, build_schema(app_settings, limiter, metrics), metrics)
     if (model := services.matches.model) is not None:

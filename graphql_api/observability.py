@@ -7,13 +7,15 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
+
+from graph_store import GraphStore, Row, Statement
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 access_log = logging.getLogger("donor_match.access")
@@ -49,6 +51,10 @@ class ApiMetrics:
         self.subscriptions = Gauge(
             "donor_match_subscriptions_active", "Open GraphQL subscriptions.",
             registry=self.registry,
+        )
+        self.store_queries = Counter(
+            "donor_match_store_queries", "Store round trips by statement and access mode.",
+            ["statement", "mode"], registry=self.registry,
         )
         self.store_up = Gauge(
             "donor_match_store_up", "1 when the graph store answered the last check.",
@@ -140,3 +146,32 @@ def configure_json_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+class CountingStore:
+    """A `GraphStore` that counts its round trips per statement (the store stays real)."""
+
+    def __init__(self, store: GraphStore, counter: Counter) -> None:
+        self._store = store
+        self._counter = counter
+
+    @property
+    def uri(self) -> str:
+        return self._store.uri
+
+    def read(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
+        self._counter.labels(statement.name, "read").inc()
+        return self._store.read(statement, params)
+
+    def write(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
+        self._counter.labels(statement.name, "write").inc()
+        return self._store.write(statement, params)
+
+    def apply_schema(self) -> None:
+        self._store.apply_schema()
+
+    def ping(self) -> None:
+        self._store.ping()
+
+    def close(self) -> None:
+        self._store.close()

@@ -17,6 +17,7 @@ from strawberry.extensions import (
 from strawberry.types import Info
 
 from donor_match.services.auth import Role
+from donor_match.services.catalog import NonprofitQuery
 from donor_match.services.rate_limit import RateLimiter
 from donor_match.settings import AppSettings
 from graphql_api.context import principal, services
@@ -30,8 +31,15 @@ from graphql_api.types import (
     Donor,
     KeyRole,
     Match,
+    MatchFilter,
     Nonprofit,
+    NonprofitConnection,
+    NonprofitEdge,
+    NonprofitFilter,
+    PageInfo,
     RecordDonationInput,
+    decode_cursor,
+    encode_cursor,
 )
 
 Ctx = Info[Any, Any]
@@ -49,6 +57,28 @@ class Query:
     async def nonprofit(self, info: Ctx, id: strawberry.ID) -> Nonprofit:
         return Nonprofit.of(await run_in_threadpool(services(info).catalog.nonprofit, id))
 
+    @strawberry.field(description="Nonprofits by id, filtered, as a cursor connection.")
+    async def nonprofits(
+        self,
+        info: Ctx,
+        filter: NonprofitFilter | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> NonprofitConnection:
+        query = filter.query() if filter else NonprofitQuery()
+        after_id = decode_cursor(after) if after else None
+        ids, has_next = await run_in_threadpool(
+            services(info).catalog.nonprofit_page, query, first, after_id
+        )
+        nodes = await info.context["nonprofit_loader"].load_many(ids)
+        edges = [NonprofitEdge(cursor=encode_cursor(n.id), node=n) for n in nodes if n]
+        return NonprofitConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None
+            ),
+        )
+
     @strawberry.field(description="Every cause, by name.")
     async def causes(self, info: Ctx) -> list[Cause]:
         return [Cause.of(c) for c in await run_in_threadpool(services(info).catalog.causes)]
@@ -57,9 +87,25 @@ class Query:
         description="The donor's best nonprofits from the served model, excluding those the "
         "donor already supports."
     )
-    async def matches(self, info: Ctx, donor_id: strawberry.ID, first: int = 10) -> list[Match]:
+    async def matches(
+        self,
+        info: Ctx,
+        donor_id: strawberry.ID,
+        first: int = 10,
+        filter: MatchFilter | None = None,
+    ) -> list[Match]:
+        filter = filter or MatchFilter()
+        only = NonprofitQuery(
+            tuple(filter.causes) if filter.causes is not None else None,
+            tuple(filter.regions) if filter.regions is not None else None,
+        )
         found = await run_in_threadpool(
-            services(info).matches.matches, principal(info), donor_id, first
+            services(info).matches.matches,
+            principal(info),
+            donor_id,
+            first,
+            only,
+            filter.exclude_supported,
         )
         info.context["metrics"].matches_served.inc(len(found))
         return [Match.of(m) for m in found]

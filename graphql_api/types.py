@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from enum import Enum
 
 import strawberry
 
 from donor_match import domain
+from donor_match.errors import InvalidInputError
+from donor_match.services.catalog import NonprofitQuery
 
 
 @strawberry.type
@@ -82,6 +85,10 @@ class Donation:
     amount: float
     timestamp: int = strawberry.field(description="Seconds since the Unix epoch, UTC.")
 
+    @strawberry.field(description="The nonprofit given to (batched across donations).")
+    async def nonprofit(self, info: strawberry.Info) -> Nonprofit | None:
+        return await info.context["nonprofit_loader"].load(self.nonprofit_id)
+
     @classmethod
     def of(cls, donation: domain.Donation) -> Donation:
         return cls(
@@ -117,3 +124,62 @@ class KeyRole(Enum):
 class ApiKey:
     id: strawberry.ID
     key: str = strawberry.field(description="The secret; shown only in this response.")
+
+
+@strawberry.input(description="Nonprofits matching all given filters; omitted filters match all.")
+class NonprofitFilter:
+    cause_ids: list[strawberry.ID] | None = None
+    region_ids: list[strawberry.ID] | None = None
+    text: str | None = strawberry.field(default=None, description="Part of the name.")
+
+    def query(self) -> NonprofitQuery:
+        return NonprofitQuery(
+            tuple(self.cause_ids) if self.cause_ids is not None else None,
+            tuple(self.region_ids) if self.region_ids is not None else None,
+            self.text,
+        )
+
+
+@strawberry.input
+class MatchFilter:
+    causes: list[strawberry.ID] | None = None
+    regions: list[strawberry.ID] | None = None
+    exclude_supported: bool = strawberry.field(
+        default=True, description="Leave out nonprofits the donor already gives to."
+    )
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class NonprofitEdge:
+    cursor: str
+    node: Nonprofit
+
+
+@strawberry.type
+class NonprofitConnection:
+    edges: list[NonprofitEdge]
+    page_info: PageInfo
+
+
+CURSOR_PREFIX = "nonprofit:"
+
+
+def encode_cursor(nonprofit_id: str) -> str:
+    return base64.urlsafe_b64encode((CURSOR_PREFIX + nonprofit_id).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> str:
+    """The nonprofit id inside an opaque cursor; BAD_USER_INPUT for anything else."""
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeError) as exc:
+        raise InvalidInputError(f"after: {cursor!r} is not a cursor from this API") from exc
+    if not text.startswith(CURSOR_PREFIX):
+        raise InvalidInputError(f"after: {cursor!r} is not a cursor from this API")
+    return text.removeprefix(CURSOR_PREFIX)

@@ -3,16 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from donor_match.domain import Cause, Donor, Nonprofit, Region
-from donor_match.errors import NotFoundError
+from donor_match.errors import InvalidInputError, NotFoundError
 from donor_match.services.auth import Principal, Role, require_principal
 from graph_store import GraphStore, Row, statement
 
 
+@dataclass(frozen=True)
+class NonprofitQuery:
+    """Filters on nonprofits; None matches everything."""
+
+    cause_ids: tuple[str, ...] | None = None
+    region_ids: tuple[str, ...] | None = None
+    text: str | None = None
+
+    def params(self, *, text: bool = True) -> dict[str, object]:
+        params: dict[str, object] = {
+            "cause_ids": list(self.cause_ids) if self.cause_ids is not None else None,
+            "region_ids": list(self.region_ids) if self.region_ids is not None else None,
+        }
+        if text:
+            params["text"] = self.text.strip() if self.text and self.text.strip() else None
+        return params
+
+
 class CatalogService:
-    def __init__(self, store: GraphStore) -> None:
+    def __init__(self, store: GraphStore, max_page: int = 100) -> None:
         self._store = store
+        self._max_page = max_page
 
     def donor(self, donor_id: str) -> Donor:
         rows = self._store.read(statement("api/donors_by_ids"), {"ids": [donor_id]})
@@ -38,6 +58,24 @@ class CatalogService:
         by_id = {row["id"]: Nonprofit(row["id"], row["name"], _region(row), _causes(row))
                  for row in rows}
         return [by_id[i] for i in nonprofit_ids if i in by_id]
+
+    def nonprofit_page(
+        self, query: NonprofitQuery, first: int, after: str | None
+    ) -> tuple[list[str], bool]:
+        """Ids of the next `first` nonprofits after the id `after`, and whether more follow."""
+        if not 1 <= first <= self._max_page:
+            raise InvalidInputError(f"first must be between 1 and {self._max_page}, got {first}")
+        rows = self._store.read(
+            statement("api/nonprofits_page"),
+            {**query.params(), "after": after or "", "limit": first + 1},
+        )
+        ids = [row["id"] for row in rows]
+        return ids[:first], len(ids) > first
+
+    def nonprofit_ids(self, query: NonprofitQuery) -> set[str]:
+        """Every nonprofit id passing the cause and region filters."""
+        rows = self._store.read(statement("api/nonprofit_ids_filtered"), query.params(text=False))
+        return {row["id"] for row in rows}
 
     def causes(self) -> list[Cause]:
         return [Cause(row["id"], row["name"]) for row in self._store.read(statement("api/causes"))]
