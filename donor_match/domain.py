@@ -23,6 +23,7 @@ class Donor:
     name: str
     region: Region | None
     causes: tuple[Cause, ...]
+    budget: float | None = None
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class Nonprofit:
     name: str
     region: Region | None
     causes: tuple[Cause, ...]
+    description: str | None = None
+    funding_need: float | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Donation:
 
 @dataclass(frozen=True)
 class Match:
+    id: str
     rank: int
     score: float
     nonprofit: Nonprofit

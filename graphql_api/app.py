@@ -31,6 +31,7 @@ from donor_match.services.catalog import CatalogService
 from donor_match.services.donations import DonationService
 from donor_match.services.events import EventBus, InMemoryEventBus, RedisEventBus
 from donor_match.services.matching import MatchService
+from donor_match.services.profiles import ProfileService
 from donor_match.services.rate_limit import RateLimiter
 from donor_match.settings import AppSettings, AuthSettings
 from graph_model.artifacts import current_artifact_dir, load_artifact
@@ -60,8 +61,9 @@ def build_services(
         auth=AuthService(TokenService(auth_settings), api_keys),
         admin=AdminService(api_keys),
         catalog=catalog,
-        matches=MatchService(store, catalog, model, settings.max_matches),
+        matches=MatchService(store, catalog, model, settings.max_matches, events),
         donations=DonationService(store, catalog, events),
+        profiles=ProfileService(store, catalog, events),
         events=events,
     )
 

@@ -13,6 +13,7 @@ from donor_match.services.catalog import CatalogService
 from donor_match.services.donations import DonationService
 from donor_match.services.events import EventBus
 from donor_match.services.matching import MatchService
+from donor_match.services.profiles import ProfileService
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Services:
     catalog: CatalogService
     matches: MatchService
     donations: DonationService
+    profiles: ProfileService
     events: EventBus
 
 

@@ -73,7 +73,10 @@ def graphiql(node_modules: Path | None = None) -> GraphiQL:
         if local is None:
             log.warning(
                 "GraphiQL asset %s@%s/%s is not in %s (run `npm ci`); GraphiQL loads from the CDN",
-                package, version, file, node_modules,
+                package,
+                version,
+                file,
+                node_modules,
             )
             return GraphiQL(html=html)
         assets[f"{ASSET_PREFIX}/{package}@{version}/{file}"] = local

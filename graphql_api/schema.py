@@ -29,6 +29,8 @@ from graphql_api.types import (
     Cause,
     Donation,
     Donor,
+    DonorPreferencesInput,
+    FeedbackAction,
     KeyRole,
     Match,
     MatchFilter,
@@ -36,6 +38,7 @@ from graphql_api.types import (
     NonprofitConnection,
     NonprofitEdge,
     NonprofitFilter,
+    NonprofitProfileInput,
     PageInfo,
     RecordDonationInput,
     decode_cursor,
@@ -126,6 +129,36 @@ class Mutation:
         )
         return Donation.of(donation)
 
+    @strawberry.mutation(description="A donor's stated causes, region and budget.")
+    async def update_donor_preferences(
+        self, info: Ctx, donor_id: strawberry.ID, input: DonorPreferencesInput
+    ) -> Donor:
+        donor = await run_in_threadpool(
+            services(info).profiles.set_donor_preferences,
+            principal(info),
+            donor_id,
+            input.cause_ids,
+            input.region_id,
+            input.budget,
+        )
+        return Donor.of(donor)
+
+    @strawberry.mutation(description="Create or replace a nonprofit's own profile and needs.")
+    async def upsert_nonprofit(self, info: Ctx, input: NonprofitProfileInput) -> Nonprofit:
+        nonprofit = await run_in_threadpool(
+            services(info).profiles.upsert_nonprofit, principal(info), input.profile()
+        )
+        return Nonprofit.of(nonprofit)
+
+    @strawberry.mutation(description="What the donor did with a match; kept as training signal.")
+    async def match_feedback(
+        self, info: Ctx, match_id: strawberry.ID, action: FeedbackAction
+    ) -> bool:
+        await run_in_threadpool(
+            services(info).matches.record_feedback, principal(info), match_id, action
+        )
+        return True
+
     @strawberry.mutation(description="Admins: issue an API key (shown once) for an integrator.")
     async def create_api_key(self, info: Ctx, subject: str, role: KeyRole) -> ApiKey:
         issued = await run_in_threadpool(
@@ -147,6 +180,22 @@ class Subscription:
     ) -> AsyncGenerator[Donation, None]:
         async for donation in services(info).donations.feed(principal(info), nonprofit_id):
             yield Donation.of(donation)
+
+    @strawberry.subscription(
+        description="The donor's matches again, each time something changes them."
+    )
+    async def matches_updated(
+        self, info: Ctx, donor_id: strawberry.ID, first: int = 10
+    ) -> AsyncGenerator[list[Match], None]:
+        async for found in services(info).matches.updates(principal(info), donor_id, first):
+            yield [Match.of(m) for m in found]
+
+    @strawberry.subscription(description="A nonprofit's profile, each time it changes.")
+    async def nonprofit_updated(
+        self, info: Ctx, id: strawberry.ID
+    ) -> AsyncGenerator[Nonprofit, None]:
+        async for nonprofit in services(info).profiles.nonprofit_updates(id):
+            yield Nonprofit.of(nonprofit)
 
 
 def build_schema(

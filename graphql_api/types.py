@@ -9,7 +9,9 @@ import strawberry
 
 from donor_match import domain
 from donor_match.errors import InvalidInputError
+from donor_match.services import matching
 from donor_match.services.catalog import NonprofitQuery
+from donor_match.services.profiles import NonprofitProfile
 
 
 @strawberry.type
@@ -38,6 +40,7 @@ class Donor:
     name: str
     region: Region | None
     causes: list[Cause] = strawberry.field(description="Causes the donor says they care about.")
+    budget: float | None = strawberry.field(description="What the donor plans to give.")
 
     @classmethod
     def of(cls, donor: domain.Donor) -> Donor:
@@ -46,6 +49,7 @@ class Donor:
             name=donor.name,
             region=Region.of(donor.region),
             causes=[Cause.of(c) for c in donor.causes],
+            budget=donor.budget,
         )
 
 
@@ -55,6 +59,8 @@ class Nonprofit:
     name: str
     region: Region | None
     causes: list[Cause]
+    description: str | None
+    funding_need: float | None = strawberry.field(description="Unmet funding it asks for.")
 
     @classmethod
     def of(cls, nonprofit: domain.Nonprofit) -> Nonprofit:
@@ -63,18 +69,26 @@ class Nonprofit:
             name=nonprofit.name,
             region=Region.of(nonprofit.region),
             causes=[Cause.of(c) for c in nonprofit.causes],
+            description=nonprofit.description,
+            funding_need=nonprofit.funding_need,
         )
 
 
 @strawberry.type
 class Match:
+    id: strawberry.ID = strawberry.field(description="Names this match in `matchFeedback`.")
     rank: int = strawberry.field(description="1 for the best match.")
     score: float = strawberry.field(description="Model score; higher is a better match.")
     nonprofit: Nonprofit
 
     @classmethod
     def of(cls, match: domain.Match) -> Match:
-        return cls(rank=match.rank, score=match.score, nonprofit=Nonprofit.of(match.nonprofit))
+        return cls(
+            id=strawberry.ID(match.id),
+            rank=match.rank,
+            score=match.score,
+            nonprofit=Nonprofit.of(match.nonprofit),
+        )
 
 
 @strawberry.type
@@ -183,3 +197,29 @@ def decode_cursor(cursor: str) -> str:
     if not text.startswith(CURSOR_PREFIX):
         raise InvalidInputError(f"after: {cursor!r} is not a cursor from this API")
     return text.removeprefix(CURSOR_PREFIX)
+
+
+@strawberry.input
+class DonorPreferencesInput:
+    cause_ids: list[strawberry.ID] = strawberry.field(description="Replaces the stated causes.")
+    region_id: strawberry.ID | None = None
+    budget: float | None = None
+
+
+@strawberry.input
+class NonprofitProfileInput:
+    id: strawberry.ID
+    name: str
+    region_id: strawberry.ID
+    cause_ids: list[strawberry.ID]
+    description: str | None = None
+    funding_need: float | None = None
+
+    def profile(self) -> NonprofitProfile:
+        return NonprofitProfile(
+            self.id, self.name, self.region_id, tuple(self.cause_ids), self.description,
+            self.funding_need,
+        )
+
+
+FeedbackAction = strawberry.enum(matching.FeedbackAction)

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role, TokenService, UnauthenticatedError
+from donor_match.services.matching import match_id
 from donor_match.settings import AuthSettings
 from graphql_api.app import create_app
 
@@ -56,6 +57,16 @@ OPERATIONS: dict[str, tuple[str, set[str]]] = {
         {"admin"},
     ),
     "revokeApiKey": ('mutation { revokeApiKey(id: "{key_id}") }', {"admin"}),
+    # Both write back the profile the graph already holds, so other tests see no change.
+    "updateDonorPreferences": (
+        f'mutation {{ updateDonorPreferences(donorId: "{DONOR}", '
+        "input: {causeIds: {donor_causes}}) { id } }",
+        {"donor-self", "admin"},
+    ),
+    "upsertNonprofit": ("mutation { upsertNonprofit(input: {nonprofit_profile}) { id } }",
+                        {"nonprofit-self", "admin"}),
+    "matchFeedback": ('mutation { matchFeedback(matchId: "{match_id}", action: CLICKED) }',
+                      {"donor-self", "admin"}),
 }
 PUBLIC = [f'{{ nonprofit(id: "{NONPROFIT}") {{ name causes {{ id }} }} }}', "{ causes { id } }"]
 
@@ -78,6 +89,19 @@ def post(client: TestClient, query: str, headers: dict[str, str]) -> dict[str, A
     return response.json()
 
 
+def causes_of(served_graph: ServedGraph, kind: str, owner: str) -> list[str]:
+    rows = served_graph.tables[f"{kind}_causes"].to_pylist()
+    return sorted(row["cause_id"] for row in rows if row[f"{kind}_id"] == owner)
+
+
+def nonprofit_profile(served_graph: ServedGraph) -> str:
+    """NONPROFIT's profile exactly as loaded, as a GraphQL input literal."""
+    (row,) = [n for n in served_graph.tables["nonprofits"].to_pylist() if n["id"] == NONPROFIT]
+    causes = json.dumps(causes_of(served_graph, "nonprofit", NONPROFIT))
+    return (f'{{id: "{NONPROFIT}", name: "{row["name"]}", regionId: "{row["region_id"]}", '
+            f"causeIds: {causes}}}")
+
+
 def new_key(client: TestClient, served_graph: ServedGraph, role: str = "INTEGRATOR") -> dict:
     body = post(
         client,
@@ -95,6 +119,11 @@ def test_authorization_matrix(
     query, allowed = OPERATIONS[operation]
     if "{key_id}" in query:
         query = query.replace("{key_id}", new_key(client, served_graph)["id"])
+    query = (
+        query.replace("{donor_causes}", json.dumps(causes_of(served_graph, "donor", DONOR)))
+        .replace("{nonprofit_profile}", nonprofit_profile(served_graph))
+        .replace("{match_id}", match_id(DONOR, NONPROFIT))
+    )
     body = post(client, query, headers_for(served_graph, caller))
     codes = [e["extensions"]["code"] for e in body.get("errors", [])]
     if caller in allowed:

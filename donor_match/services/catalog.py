@@ -39,7 +39,7 @@ class CatalogService:
         if not rows:
             raise NotFoundError(f"donor {donor_id!r} not found")
         row = rows[0]
-        return Donor(row["id"], row["name"], _region(row), _causes(row))
+        return Donor(row["id"], row["name"], _region(row), _causes(row), row["budget"])
 
     def donor_profile(self, principal: Principal | None, donor_id: str) -> Donor:
         """A donor's profile is private: the donor itself and admins may read it."""
@@ -55,8 +55,13 @@ class CatalogService:
     def nonprofits(self, nonprofit_ids: Sequence[str]) -> list[Nonprofit]:
         """The nonprofits that exist, in the order asked for, in one round trip."""
         rows = self._store.read(statement("api/nonprofits_by_ids"), {"ids": list(nonprofit_ids)})
-        by_id = {row["id"]: Nonprofit(row["id"], row["name"], _region(row), _causes(row))
-                 for row in rows}
+        by_id = {
+            row["id"]: Nonprofit(
+                row["id"], row["name"], _region(row), _causes(row),
+                row["description"], row["funding_need"],
+            )
+            for row in rows
+        }
         return [by_id[i] for i in nonprofit_ids if i in by_id]
 
     def nonprofit_page(
@@ -76,6 +81,10 @@ class CatalogService:
         """Every nonprofit id passing the cause and region filters."""
         rows = self._store.read(statement("api/nonprofit_ids_filtered"), query.params(text=False))
         return {row["id"] for row in rows}
+
+    def regions(self) -> list[Region]:
+        rows = self._store.read(statement("api/regions"))
+        return [Region(row["id"], row["name"]) for row in rows]
 
     def causes(self) -> list[Cause]:
         return [Cause(row["id"], row["name"]) for row in self._store.read(statement("api/causes"))]

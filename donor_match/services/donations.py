@@ -14,7 +14,7 @@ from donor_match.domain import Donation
 from donor_match.errors import InvalidInputError
 from donor_match.services.auth import Principal, Role, require_principal
 from donor_match.services.catalog import CatalogService
-from donor_match.services.events import EventBus, donation_topic
+from donor_match.services.events import EventBus, donation_topic, matches_topic
 from graph_store import GraphStore, StoreError, statement
 
 MAX_AMOUNT = 1e9
@@ -71,6 +71,7 @@ class DonationService:
             self._catalog.donor(donor_id)
             self._catalog.nonprofit(nonprofit_id)
         self._events.publish(donation_topic(nonprofit_id), asdict(donation))
+        self._events.publish(matches_topic(donor_id), {"donor_id": donor_id})
         return donation
 
     async def feed(self, principal: Principal | None, nonprofit_id: str) -> AsyncIterator[Donation]:

@@ -68,6 +68,15 @@ def donation_topic(nonprofit_id: str) -> str:
     return f"donation:{nonprofit_id}"
 
 
+def matches_topic(donor_id: str) -> str:
+    """Something that changes the donor's matches happened (preferences, a gift)."""
+    return f"matches:{donor_id}"
+
+
+def nonprofit_topic(nonprofit_id: str) -> str:
+    return f"nonprofit:{nonprofit_id}"
+
+
 class RedisEventBus:
     """Fan-out across API processes: each event goes through a Redis channel per topic.
 

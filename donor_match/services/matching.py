@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import time
+from collections.abc import AsyncIterator
+from enum import StrEnum
+
+from anyio import to_thread
+
 from donor_match.domain import Match
 from donor_match.errors import InvalidInputError, UnavailableError
 from donor_match.services.auth import Principal, Role, require_principal
 from donor_match.services.catalog import CatalogService, NonprofitQuery
+from donor_match.services.events import EventBus, matches_topic
 from graph_model.artifacts import ModelArtifact
 from graph_store import GraphStore, statement
+
+
+class FeedbackAction(StrEnum):
+    CLICKED = "CLICKED"
+    DISMISSED = "DISMISSED"
+    DONATED = "DONATED"
+
+
+def match_id(donor_id: str, nonprofit_id: str) -> str:
+    """An opaque id for a (donor, nonprofit) match, so feedback can name what it is about."""
+    return base64.urlsafe_b64encode(json.dumps([donor_id, nonprofit_id]).encode()).decode()
+
+
+def parse_match_id(value: str) -> tuple[str, str]:
+    try:
+        donor_id, nonprofit_id = json.loads(base64.urlsafe_b64decode(value.encode()))
+    except (ValueError, TypeError, UnicodeError) as exc:
+        raise InvalidInputError(f"matchId {value!r} is not a match id from this API") from exc
+    if not (isinstance(donor_id, str) and isinstance(nonprofit_id, str)):
+        raise InvalidInputError(f"matchId {value!r} is not a match id from this API")
+    return donor_id, nonprofit_id
 
 
 class MatchService:
@@ -17,7 +47,9 @@ class MatchService:
         catalog: CatalogService,
         model: ModelArtifact | None,
         max_first: int,
+        events: EventBus,
     ) -> None:
+        self._events = events
         self._store = store
         self._catalog = catalog
         self._model = model
@@ -58,6 +90,30 @@ class MatchService:
         nonprofits = {n.id: n for n in self._catalog.nonprofits([i for i, _ in ranked])}
         present = [(nonprofits[i], score) for i, score in ranked if i in nonprofits]
         return [
-            Match(rank=rank, score=score, nonprofit=nonprofit)
-            for rank, (nonprofit, score) in enumerate(present, start=1)
+            Match(match_id(donor_id, n.id), rank, score, n)
+            for rank, (n, score) in enumerate(present, start=1)
         ]
+
+    async def updates(
+        self, principal: Principal | None, donor_id: str, first: int
+    ) -> AsyncIterator[list[Match]]:
+        """The donor's matches again after each change to them (preferences, gifts)."""
+        require_principal(principal).require_self_or(donor_id, Role.DONOR, Role.ADMIN)
+        await to_thread.run_sync(self._catalog.donor, donor_id)  # NOT_FOUND before waiting
+        async for _ in self._events.subscribe(matches_topic(donor_id)):
+            yield await to_thread.run_sync(self.matches, principal, donor_id, first)
+
+    def record_feedback(
+        self, principal: Principal | None, match: str, action: FeedbackAction
+    ) -> None:
+        """Store what the donor did with a match; it becomes training signal."""
+        donor_id, nonprofit_id = parse_match_id(match)
+        require_principal(principal).require_self_or(donor_id, Role.DONOR, Role.ADMIN)
+        rows = self._store.write(
+            statement("api/record_feedback"),
+            {"donor_id": donor_id, "nonprofit_id": nonprofit_id, "action": str(action),
+             "ts": int(time.time()), "model_version": self._model.version if self._model else None},
+        )
+        if not rows or rows[0]["written"] == 0:
+            self._catalog.donor(donor_id)
+            self._catalog.nonprofit(nonprofit_id)

@@ -1,5 +1,6 @@
 UNWIND $ids AS nonprofit_id
 MATCH (n:Nonprofit {id: nonprofit_id})
 OPTIONAL MATCH (n)-[:LOCATED_IN]->(r:Region)
-RETURN n.id AS id, n.name AS name, r.id AS region_id, r.name AS region_name,
+RETURN n.id AS id, n.name AS name, n.description AS description,
+       n.funding_need AS funding_need, r.id AS region_id, r.name AS region_name,
        [(n)-[:WORKS_ON]->(c:Cause) | {id: c.id, name: c.name}] AS causes

@@ -1,0 +1,3 @@
+MATCH (r:Region)
+RETURN r.id AS id, r.name AS name
+ORDER BY name, id
