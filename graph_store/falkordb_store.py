@@ -13,6 +13,7 @@ from graph_store.cypher import Statement, script
 from graph_store.errors import StoreError, StoreUnavailableError
 from graph_store.port import Row
 
+MISSING_GRAPH = "empty key"
 START_HINT = "Start the embedded store with `donor-match store start` (or `make demo`)."
 
 # Neo4j 5 DDL from neo4j/schema.cypher, translated to FalkorDB's index/constraint commands.
@@ -42,7 +43,8 @@ class FalkorDBStore:
             "port": port,
             "password": password,
             "socket_timeout": timeout_s + 1,
-            "socket_connect_timeout": min(timeout_s, 2.0),
+            # A store that is down must surface as UNAVAILABLE within a second.
+            "socket_connect_timeout": min(timeout_s, 1.0),
         }
         self._connection: tuple[FalkorDB, Graph] | None = None
 
@@ -123,7 +125,13 @@ class FalkorDBStore:
             query = graph.ro_query if read_only else graph.query
             return query(statement.text, dict(params or {}), timeout=self._timeout_ms)
 
-        result = self._call(run, statement)
+        try:
+            result = self._call(run, statement)
+        except StoreError as exc:
+            # FalkorDB refuses reads on a graph nothing has written yet; Neo4j reads an empty one.
+            if read_only and MISSING_GRAPH in str(exc):
+                return []
+            raise
         return self._rows(result)
 
     @staticmethod

@@ -140,3 +140,10 @@ def test_falkordb_adapter_translates_every_schema_statement(
     assert isinstance(store, FalkorDBStore)
     store.apply_schema()  # raises StoreError on any statement it cannot translate
     store.close()
+
+
+def test_reading_a_graph_nothing_has_written_yet_is_empty(store_settings: StoreSettings) -> None:
+    unwritten = f"empty_{uuid.uuid4().hex}"
+    fresh = open_store(store_settings.model_copy(update={"graph_name": unwritten}))
+    assert fresh.read(statement("api/causes")) == []
+    fresh.close()
