@@ -20,6 +20,11 @@ class AppSettings(BaseSettings):
     # in-process only when the store is Neo4j.
     redis_url: str | None = Field(None, validation_alias="DONOR_MATCH_REDIS_URL")
 
+    analytics_row_cap: int = Field(1_000, ge=1, validation_alias="DONOR_MATCH_ANALYTICS_ROW_CAP")
+    analytics_timeout_s: float = Field(
+        5.0, gt=0, validation_alias="DONOR_MATCH_ANALYTICS_TIMEOUT_S"
+    )
+
     # Abuse limits (see README, "Limits").
     max_depth: int = Field(10, ge=1, validation_alias="DONOR_MATCH_MAX_QUERY_DEPTH")
     max_aliases: int = Field(15, ge=0, validation_alias="DONOR_MATCH_MAX_ALIASES")

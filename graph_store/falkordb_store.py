@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis.exceptions
-from falkordb import FalkorDB, Graph
+from falkordb import Edge, FalkorDB, Graph, Node
 
 from graph_store.cypher import Statement, script
 from graph_store.errors import StoreError, StoreUnavailableError
@@ -154,7 +154,11 @@ class FalkorDBStore:
 
 
 def _plain(value: Any) -> Any:
-    """FalkorDB returns OrderedDicts for maps; callers expect plain values."""
+    """FalkorDB returns OrderedDicts, Nodes and Edges; callers expect plain values."""
+    if isinstance(value, Node):
+        return {"labels": list(value.labels or []), "properties": _plain(value.properties)}
+    if isinstance(value, Edge):
+        return {"type": value.relation, "properties": _plain(value.properties)}
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, list):

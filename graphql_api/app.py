@@ -20,6 +20,7 @@ from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from donor_match.services.admin import AdminService
+from donor_match.services.analytics import AnalyticsService
 from donor_match.services.auth import (
     ApiKeyService,
     AuthService,
@@ -51,7 +52,11 @@ def event_bus(settings: AppSettings, store_settings: StoreSettings) -> EventBus:
 
 
 def build_services(
-    store: GraphStore, settings: AppSettings, auth_settings: AuthSettings, events: EventBus
+    store: GraphStore,
+    analyst_store: GraphStore,
+    settings: AppSettings,
+    auth_settings: AuthSettings,
+    events: EventBus,
 ) -> Services:
     artifact_dir = current_artifact_dir(settings.models_dir)
     model = load_artifact(artifact_dir) if artifact_dir else None
@@ -60,6 +65,7 @@ def build_services(
     return Services(
         auth=AuthService(TokenService(auth_settings), api_keys),
         admin=AdminService(api_keys),
+        analytics=AnalyticsService(analyst_store, settings.analytics_row_cap),
         catalog=catalog,
         matches=MatchService(store, catalog, model, settings.max_matches, events),
         donations=DonationService(store, catalog, events),
@@ -129,7 +135,13 @@ def create_app(
     metrics = ApiMetrics()
     store = CountingStore(open_store(store_settings), metrics.store_queries)
     events = event_bus(app_settings, store_settings)
-    services = build_services(store, app_settings, auth_settings or AuthSettings(), events)
+    analyst_store = open_store(
+        store_settings.model_copy(update={"timeout_s": app_settings.analytics_timeout_s}),
+        analyst=True,
+    )
+    services = build_services(
+        store, analyst_store, app_settings, auth_settings or AuthSettings(), events
+    )
     limiter = RateLimiter(app_settings.rate_limit_per_minute)
     graphql = _GraphQLApp(services, build_schema(app_settings, limiter, metrics), metrics)
     if (model := services.matches.model) is not None:
@@ -164,6 +176,7 @@ def create_app(
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
         store.close()
+        analyst_store.close()
 
     app = Starlette(
         routes=[

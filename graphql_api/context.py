@@ -8,6 +8,7 @@ from typing import Any
 from strawberry.types import Info
 
 from donor_match.services.admin import AdminService
+from donor_match.services.analytics import AnalyticsService
 from donor_match.services.auth import AuthService, Principal
 from donor_match.services.catalog import CatalogService
 from donor_match.services.donations import DonationService
@@ -19,6 +20,7 @@ from donor_match.services.profiles import ProfileService
 @dataclass(frozen=True)
 class Services:
     auth: AuthService
+    analytics: AnalyticsService
     admin: AdminService
     catalog: CatalogService
     matches: MatchService

@@ -14,6 +14,7 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     QueryDepthLimiter,
 )
+from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from donor_match.services.auth import Role
@@ -25,6 +26,7 @@ from graphql_api.errors import ErrorCodes
 from graphql_api.limits import RateLimit, cost_rule
 from graphql_api.observability import ApiMetrics, OperationMetrics
 from graphql_api.types import (
+    AnalyticsResult,
     ApiKey,
     Cause,
     Donation,
@@ -80,6 +82,19 @@ class Query:
             page_info=PageInfo(
                 has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None
             ),
+        )
+
+    @strawberry.field(
+        description="Analysts: read-only Cypher on the anonymized graph, with a row cap."
+    )
+    async def analytics_query(
+        self, info: Ctx, cypher: str, params: JSON | None = None
+    ) -> AnalyticsResult:
+        result = await run_in_threadpool(
+            services(info).analytics.query, principal(info), cypher, params
+        )
+        return AnalyticsResult(
+            columns=result.columns, rows=result.rows, truncated=result.truncated
         )
 
     @strawberry.field(description="Every cause, by name.")

@@ -6,6 +6,7 @@ import base64
 from enum import Enum
 
 import strawberry
+from strawberry.scalars import JSON
 
 from donor_match import domain
 from donor_match.errors import InvalidInputError
@@ -223,3 +224,10 @@ class NonprofitProfileInput:
 
 
 FeedbackAction = strawberry.enum(matching.FeedbackAction)
+
+
+@strawberry.type
+class AnalyticsResult:
+    columns: list[str]
+    rows: list[JSON] = strawberry.field(description="One list of values per row, by column.")
+    truncated: bool = strawberry.field(description="More rows matched than the row cap.")

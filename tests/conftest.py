@@ -83,7 +83,11 @@ def served_graph(
     """Synthetic graph → store → snapshot → trained TF-GNN model, as `make demo` does it."""
     root = tmp_path_factory.mktemp("served")
     store_settings = StoreSettings(
-        backend="falkordb", falkordb_port=falkordb_server.port, graph_name="served", timeout_s=10
+        backend="falkordb",
+        falkordb_port=falkordb_server.port,
+        graph_name="served",
+        analyst_graph_name="served_analyst",
+        timeout_s=10,
     )
     app_settings = AppSettings(models_dir=root / "models", snapshots_dir=root / "snapshots")
     tables = generate(TINY_GRAPH)
