@@ -20,6 +20,7 @@ class AppSettings(BaseSettings):
     # in-process only when the store is Neo4j.
     redis_url: str | None = Field(None, validation_alias="DONOR_MATCH_REDIS_URL")
 
+    insights_min_group: int = Field(5, ge=2, validation_alias="DONOR_MATCH_INSIGHTS_MIN_GROUP")
     analytics_row_cap: int = Field(1_000, ge=1, validation_alias="DONOR_MATCH_ANALYTICS_ROW_CAP")
     analytics_timeout_s: float = Field(
         5.0, gt=0, validation_alias="DONOR_MATCH_ANALYTICS_TIMEOUT_S"

@@ -31,6 +31,7 @@ from donor_match.services.auth import (
 from donor_match.services.catalog import CatalogService
 from donor_match.services.donations import DonationService
 from donor_match.services.events import EventBus, InMemoryEventBus, RedisEventBus
+from donor_match.services.insights import InsightsService
 from donor_match.services.matching import MatchService
 from donor_match.services.profiles import ProfileService
 from donor_match.services.rate_limit import RateLimiter
@@ -70,6 +71,7 @@ def build_services(
         matches=MatchService(store, catalog, model, settings.max_matches, events),
         donations=DonationService(store, catalog, events),
         profiles=ProfileService(store, catalog, events),
+        insights=InsightsService(store, catalog, settings.insights_min_group),
         events=events,
     )
 

@@ -13,6 +13,7 @@ from donor_match.services.auth import AuthService, Principal
 from donor_match.services.catalog import CatalogService
 from donor_match.services.donations import DonationService
 from donor_match.services.events import EventBus
+from donor_match.services.insights import InsightsService
 from donor_match.services.matching import MatchService
 from donor_match.services.profiles import ProfileService
 
@@ -26,6 +27,7 @@ class Services:
     matches: MatchService
     donations: DonationService
     profiles: ProfileService
+    insights: InsightsService
     events: EventBus
 
 

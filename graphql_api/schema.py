@@ -40,6 +40,7 @@ from graphql_api.types import (
     NonprofitConnection,
     NonprofitEdge,
     NonprofitFilter,
+    NonprofitInsights,
     NonprofitProfileInput,
     PageInfo,
     RecordDonationInput,
@@ -96,6 +97,15 @@ class Query:
         return AnalyticsResult(
             columns=result.columns, rows=result.rows, truncated=result.truncated
         )
+
+    @strawberry.field(
+        description="For a nonprofit: who supports causes like its own, in aggregate."
+    )
+    async def nonprofit_insights(self, info: Ctx, id: strawberry.ID) -> NonprofitInsights:
+        found = await run_in_threadpool(
+            services(info).insights.for_nonprofit, principal(info), id
+        )
+        return NonprofitInsights.of(found)
 
     @strawberry.field(description="Every cause, by name.")
     async def causes(self, info: Ctx) -> list[Cause]:

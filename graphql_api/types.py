@@ -10,7 +10,7 @@ from strawberry.scalars import JSON
 
 from donor_match import domain
 from donor_match.errors import InvalidInputError
-from donor_match.services import matching
+from donor_match.services import insights, matching
 from donor_match.services.catalog import NonprofitQuery
 from donor_match.services.profiles import NonprofitProfile
 
@@ -231,3 +231,31 @@ class AnalyticsResult:
     columns: list[str]
     rows: list[JSON] = strawberry.field(description="One list of values per row, by column.")
     truncated: bool = strawberry.field(description="More rows matched than the row cap.")
+
+
+@strawberry.type
+class InsightGroup:
+    label: str
+    donors: int
+    total_amount: float | None
+
+
+@strawberry.type(description="Aggregates only; groups smaller than minGroupSize are suppressed.")
+class NonprofitInsights:
+    supporter_regions: list[InsightGroup]
+    supporter_interests: list[InsightGroup]
+    suppressed_groups: int
+    min_group_size: int
+
+    @classmethod
+    def of(cls, found: insights.NonprofitInsights) -> NonprofitInsights:
+        def groups(items: list[insights.InsightGroup]) -> list[InsightGroup]:
+            return [InsightGroup(label=g.label, donors=g.donors, total_amount=g.total_amount)
+                    for g in items]
+
+        return cls(
+            supporter_regions=groups(found.supporter_regions),
+            supporter_interests=groups(found.supporter_interests),
+            suppressed_groups=found.suppressed_groups,
+            min_group_size=found.min_group_size,
+        )

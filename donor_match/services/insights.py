@@ -1,0 +1,57 @@
+"""Aggregate, privacy-safe insight for a nonprofit into who supports causes like its own.
+
+Only counts and sums leave this service, and only for groups of at least `min_group` donors:
+smaller groups could single people out, so they are suppressed and merely counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from donor_match.services.auth import Principal, Role, require_principal
+from donor_match.services.catalog import CatalogService
+from graph_store import GraphStore, statement
+
+
+@dataclass(frozen=True)
+class InsightGroup:
+    label: str
+    donors: int
+    total_amount: float | None  # rounded to whole currency units
+
+
+@dataclass(frozen=True)
+class NonprofitInsights:
+    supporter_regions: list[InsightGroup]
+    supporter_interests: list[InsightGroup]
+    suppressed_groups: int
+    min_group_size: int
+
+
+class InsightsService:
+    def __init__(self, store: GraphStore, catalog: CatalogService, min_group: int) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._min_group = min_group
+
+    def for_nonprofit(self, principal: Principal | None, nonprofit_id: str) -> NonprofitInsights:
+        require_principal(principal).require_self_or(nonprofit_id, Role.NONPROFIT, Role.ADMIN)
+        self._catalog.nonprofit(nonprofit_id)  # NOT_FOUND
+        suppressed = 0
+        kept: dict[str, list[InsightGroup]] = {}
+        for kind in ("regions", "interests"):
+            rows = self._store.read(statement(f"api/insights_{kind}"), {"id": nonprofit_id})
+            groups = [
+                InsightGroup(
+                    row["label"],
+                    int(row["donors"]),
+                    round(row["amount"]) if row["amount"] is not None else None,
+                )
+                for row in rows
+            ]
+            kept[kind] = sorted(
+                (g for g in groups if g.donors >= self._min_group),
+                key=lambda g: (-g.donors, g.label),
+            )
+            suppressed += len(groups) - len(kept[kind])
+        return NonprofitInsights(kept["regions"], kept["interests"], suppressed, self._min_group)
