@@ -55,6 +55,7 @@ def test_write_then_read_round_trips_values(contract_store: GraphStore) -> None:
         {
             "id": f"d-{suffix}",
             "name": "Ada",
+            "budget": None,
             "region_id": region["id"],
             "region_name": "North",
             "causes": [],
