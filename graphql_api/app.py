@@ -35,8 +35,8 @@ from donor_match.services.insights import InsightsService
 from donor_match.services.matching import MatchService
 from donor_match.services.profiles import ProfileService
 from donor_match.services.rate_limit import RateLimiter
+from donor_match.services.served_model import ServedModel
 from donor_match.settings import AppSettings, AuthSettings
-from graph_model.artifacts import current_artifact_dir, load_artifact
 from graph_store import GraphStore, StoreError, StoreSettings, open_store
 from graphql_api.context import Services
 from graphql_api.limits import BodySizeLimit
@@ -59,8 +59,7 @@ def build_services(
     auth_settings: AuthSettings,
     events: EventBus,
 ) -> Services:
-    artifact_dir = current_artifact_dir(settings.models_dir)
-    model = load_artifact(artifact_dir) if artifact_dir else None
+    model = ServedModel(settings.models_dir)
     catalog = CatalogService(store)
     api_keys = ApiKeyService(store)
     return Services(
@@ -146,10 +145,14 @@ def create_app(
     )
     limiter = RateLimiter(app_settings.rate_limit_per_minute)
     graphql = _GraphQLApp(services, build_schema(app_settings, limiter, metrics), metrics)
-    if (model := services.matches.model) is not None:
-        metrics.model_info.labels(model.version).set(1)
-        metrics.model_trained.set((model.path / "metrics.json").stat().st_mtime)
     metrics.subscriptions.set_function(services.events.subscriber_count)
+
+    def export_model_metrics() -> None:
+        # At scrape time: a promotion or rollback switches the served model without a restart.
+        metrics.model_info.clear()
+        if (model := services.matches.model) is not None:
+            metrics.model_info.labels(model.version).set(1)
+            metrics.model_trained.set((model.path / "metrics.json").stat().st_mtime)
 
     async def store_up() -> bool:
         try:
@@ -172,6 +175,7 @@ def create_app(
 
     async def metrics_endpoint(_: Request) -> Response:
         await store_up()
+        export_model_metrics()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @asynccontextmanager

@@ -15,6 +15,7 @@ from donor_match.errors import InvalidInputError, UnavailableError
 from donor_match.services.auth import Principal, Role, require_principal
 from donor_match.services.catalog import CatalogService, NonprofitQuery
 from donor_match.services.events import EventBus, matches_topic
+from donor_match.services.served_model import ServedModel
 from graph_model.artifacts import ModelArtifact
 from graph_store import GraphStore, statement
 
@@ -45,7 +46,7 @@ class MatchService:
         self,
         store: GraphStore,
         catalog: CatalogService,
-        model: ModelArtifact | None,
+        model: ServedModel,
         max_first: int,
         events: EventBus,
     ) -> None:
@@ -57,7 +58,7 @@ class MatchService:
 
     @property
     def model(self) -> ModelArtifact | None:
-        return self._model
+        return self._model.current()
 
     def matches(
         self,
@@ -73,7 +74,8 @@ class MatchService:
         if not 1 <= first <= self._max_first:
             raise InvalidInputError(f"first must be between 1 and {self._max_first}, got {first}")
         self._catalog.donor(donor_id)  # NOT_FOUND for unknown donors
-        if self._model is None:
+        model = self._model.current()
+        if model is None:
             raise UnavailableError("no trained model is served yet; run `donor-match train`")
         excluded: set[str] = set()
         if exclude_supported:
@@ -85,8 +87,8 @@ class MatchService:
                 )
             }
         if only is not None and (only.cause_ids is not None or only.region_ids is not None):
-            excluded |= set(self._model.nonprofit_ids) - self._catalog.nonprofit_ids(only)
-        ranked = self._model.recommend(donor_id, first, exclude=excluded)
+            excluded |= set(model.nonprofit_ids) - self._catalog.nonprofit_ids(only)
+        ranked = model.recommend(donor_id, first, exclude=excluded)
         nonprofits = {n.id: n for n in self._catalog.nonprofits([i for i, _ in ranked])}
         present = [(nonprofits[i], score) for i, score in ranked if i in nonprofits]
         return [
@@ -112,7 +114,7 @@ class MatchService:
         rows = self._store.write(
             statement("api/record_feedback"),
             {"donor_id": donor_id, "nonprofit_id": nonprofit_id, "action": str(action),
-             "ts": int(time.time()), "model_version": self._model.version if self._model else None},
+             "ts": int(time.time()), "model_version": self.model.version if self.model else None},
         )
         if not rows or rows[0]["written"] == 0:
             self._catalog.donor(donor_id)

@@ -1,0 +1,46 @@
+"""The API follows `CURRENT`: promoting or rolling back a model needs no restart."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from conftest import TEST_AUTH, ServedGraph
+from starlette.testclient import TestClient
+
+from donor_match.services.served_model import ServedModel
+from graph_model.artifacts import CURRENT, current_artifact_dir
+from graphql_api.app import create_app
+
+
+def test_served_model_switches_when_current_moves(
+    served_graph: ServedGraph, tmp_path: Path
+) -> None:
+    source = current_artifact_dir(served_graph.app_settings.models_dir)
+    assert source is not None
+    models = tmp_path / "models"
+    for version in ("v1", "v2"):
+        shutil.copytree(source, models / version)
+    (models / CURRENT).write_text("v1\n")
+    served = ServedModel(models, recheck_s=0)
+    assert served.current().version == "v1"
+    (models / CURRENT).write_text("v2\n")
+    assert served.current().version == "v2"
+    # A broken version is refused; the last good one keeps serving.
+    (models / "v3").mkdir()
+    (models / CURRENT).write_text("v3\n")
+    assert served.current().version == "v2"
+
+
+def test_metrics_and_readiness_name_the_served_version(
+    served_graph: ServedGraph, tmp_path: Path
+) -> None:
+    source = current_artifact_dir(served_graph.app_settings.models_dir)
+    assert source is not None
+    models = tmp_path / "models"
+    shutil.copytree(source, models / "v1")
+    (models / CURRENT).write_text("v1\n")
+    settings = served_graph.app_settings.model_copy(update={"models_dir": models})
+    with TestClient(create_app(settings, served_graph.store_settings, TEST_AUTH)) as client:
+        assert client.get("/readyz").json()["model_version"] == "v1"
+        assert 'donor_match_model_info{version="v1"} 1.0' in client.get("/metrics").text
