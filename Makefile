@@ -63,3 +63,12 @@ tools: | $(BIN)/python
 	echo "tools: could not fetch Debian's prometheus package, promtool checks will skip"
 
 test: tools
+
+# The GraphiQL browser test (tests/test_graphiql_browser.py) drives Debian's `chromium` with
+# Playwright (no browser download). Installed with apt-get where this runs as root (or with
+# passwordless sudo); elsewhere the browser test skips and says why.
+.PHONY: chromium
+chromium:
+	@bash tests/browser/install-chromium.sh
+
+test: chromium

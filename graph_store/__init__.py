@@ -1,13 +1,14 @@
 """Store access for donor-match: one port, a Neo4j adapter and an embedded FalkorDB adapter."""
 
 from graph_store.cypher import Statement, statement
-from graph_store.errors import StoreError, StoreUnavailableError
+from graph_store.errors import InvalidParameterError, StoreError, StoreUnavailableError
 from graph_store.factory import open_store
 from graph_store.port import GraphStore, Row
 from graph_store.settings import StoreSettings
 
 __all__ = [
     "GraphStore",
+    "InvalidParameterError",
     "Row",
     "Statement",
     "StoreError",

@@ -13,3 +13,7 @@ class StoreUnavailableError(StoreError):
         self.uri = uri
         self.reason = reason
         self.hint = hint
+
+
+class InvalidParameterError(StoreError):
+    """A parameter value the store cannot take (the caller's input, not the store, is wrong)."""

@@ -10,7 +10,7 @@ import redis.exceptions
 from falkordb import Edge, FalkorDB, Graph, Node
 
 from graph_store.cypher import Statement, script
-from graph_store.errors import StoreError, StoreUnavailableError
+from graph_store.errors import InvalidParameterError, StoreError, StoreUnavailableError
 from graph_store.port import Row
 
 MISSING_GRAPH = "empty key"
@@ -120,6 +120,8 @@ class FalkorDBStore:
     def _run(
         self, statement: Statement, params: Mapping[str, Any] | None, *, read_only: bool
     ) -> list[Row]:
+        _check_params(statement, params)
+
         def run() -> Any:
             graph = self._graph()
             query = graph.ro_query if read_only else graph.query
@@ -168,3 +170,19 @@ def _plain(value: Any) -> Any:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _check_params(statement: Statement, params: Mapping[str, Any] | None) -> None:
+    """The client inlines parameters into the query text, where NUL ends it: refuse NUL."""
+
+    def has_nul(value: Any) -> bool:
+        if isinstance(value, str):
+            return "\x00" in value
+        if isinstance(value, Mapping):
+            return any(has_nul(k) or has_nul(v) for k, v in value.items())
+        if isinstance(value, list | tuple):
+            return any(has_nul(item) for item in value)
+        return False
+
+    if params and has_nul(params):
+        raise InvalidParameterError(f"{statement.name}: text values must not contain NUL")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import strawberry
+from cross_web import HTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +17,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -39,6 +42,7 @@ from donor_match.services.served_model import ServedModel
 from donor_match.settings import AppSettings, AuthSettings
 from graph_store import GraphStore, StoreError, StoreSettings, open_store
 from graphql_api.context import Services
+from graphql_api.graphiql import graphiql
 from graphql_api.limits import BodySizeLimit
 from graphql_api.loaders import nonprofit_loader
 from graphql_api.observability import ApiMetrics, CountingStore, RequestIdMiddleware
@@ -77,7 +81,7 @@ def build_services(
 
 class _GraphQLApp(GraphQL[dict[str, Any], None]):
     def __init__(
-        self, services: Services, schema: strawberry.Schema, metrics: ApiMetrics
+        self, services: Services, schema: strawberry.Schema, metrics: ApiMetrics, ide_html: str
     ) -> None:
         super().__init__(
             schema,
@@ -86,6 +90,37 @@ class _GraphQLApp(GraphQL[dict[str, Any], None]):
         )
         self._services = services
         self._metrics = metrics
+        self._ide_html = ide_html
+
+    @property
+    def graphql_ide_html(self) -> str:
+        # Strawberry's GraphiQL page with its assets served by this app (no CDN) where
+        # node_modules/ has them (graphql_api/graphiql.py).
+        return self._ide_html
+
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            body = json.loads(data)
+        except (UnicodeDecodeError, RecursionError) as exc:
+            raise HTTPException(400, "request body is not JSON this API can read") from exc
+        if not isinstance(body, dict):
+            raise HTTPException(400, "request body must be a JSON object with a `query`")
+        return body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        # Strawberry answers request-level problems in plain text; clients get GraphQL's shape.
+        try:
+            response: Response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as exc:
+            code = "NOT_FOUND" if exc.status_code == 404 else "BAD_USER_INPUT"
+            response = JSONResponse(
+                {"errors": [{"message": exc.reason, "extensions": {"code": code}}]},
+                status_code=exc.status_code,
+            )
+        await response(scope, receive, send)
 
     async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
         client = request.client.host if request.client else "unknown"
@@ -144,7 +179,10 @@ def create_app(
         store, analyst_store, app_settings, auth_settings or AuthSettings(), events
     )
     limiter = RateLimiter(app_settings.rate_limit_per_minute)
-    graphql = _GraphQLApp(services, build_schema(app_settings, limiter, metrics), metrics)
+    ide = graphiql()
+    graphql = _GraphQLApp(
+        services, build_schema(app_settings, limiter, metrics), metrics, ide.html
+    )
     metrics.subscriptions.set_function(services.events.subscriber_count)
 
     def export_model_metrics() -> None:
@@ -191,6 +229,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
+            *ide.routes(),
         ],
         lifespan=lifespan,
         middleware=[

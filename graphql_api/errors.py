@@ -8,7 +8,7 @@ from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors
 
 from donor_match.errors import DomainError
-from graph_store import StoreUnavailableError
+from graph_store import InvalidParameterError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +17,8 @@ def _code_and_message(error: GraphQLError) -> tuple[str, str]:
     original = error.original_error
     if isinstance(original, DomainError):
         return original.code, str(original)
+    if isinstance(original, InvalidParameterError):
+        return "BAD_USER_INPUT", "text values must not contain NUL characters"
     if isinstance(original, StoreUnavailableError):
         return "UNAVAILABLE", "the graph store is unavailable; try again shortly"
     if error.message.startswith("Variable '$"):

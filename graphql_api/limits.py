@@ -17,9 +17,12 @@ from graphql import (
     ValidationRule,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
+from donor_match.errors import InvalidInputError
 from donor_match.services.rate_limit import RateLimitedError, RateLimiter
 
 
@@ -94,6 +97,21 @@ class RateLimit(SchemaExtension):
             self.execution_context.result = ExecutionResult(
                 data=None,
                 errors=[GraphQLError(str(exc), original_error=exc)],
+            )
+        yield
+
+
+class SubscriptionsNeedWebSocket(SchemaExtension):
+    """A subscription sent over plain HTTP is refused with BAD_USER_INPUT, not run as a query."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.operation_type is OperationType.SUBSCRIPTION and not isinstance(
+            context.context.get("request"), WebSocket
+        ):
+            error = InvalidInputError("subscriptions need a WebSocket (graphql-transport-ws)")
+            context.result = ExecutionResult(
+                data=None, errors=[GraphQLError(str(error), original_error=error)]
             )
         yield
 

@@ -23,7 +23,7 @@ from donor_match.services.rate_limit import RateLimiter
 from donor_match.settings import AppSettings
 from graphql_api.context import principal, services
 from graphql_api.errors import ErrorCodes
-from graphql_api.limits import RateLimit, cost_rule
+from graphql_api.limits import RateLimit, SubscriptionsNeedWebSocket, cost_rule
 from graphql_api.observability import ApiMetrics, OperationMetrics
 from graphql_api.types import (
     AnalyticsResult,
@@ -235,6 +235,7 @@ def build_schema(
         MaxTokensLimiter(max_token_count=settings.max_tokens),
         AddValidationRules([cost_rule(settings.max_cost, settings.max_matches)]),
         RateLimit(limiter),
+        SubscriptionsNeedWebSocket,
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)

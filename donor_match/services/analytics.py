@@ -28,6 +28,7 @@ ALLOWED_PROCEDURES = {"db.labels", "db.relationshiptypes", "db.propertykeys"}
 _LITERALS = re.compile(r"'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"|//[^\n]*|/\*.*?\*/", re.S)
 _BACKTICKED = re.compile(r"`[^`]*`")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _CALL = re.compile(r"\bCALL\s+([A-Za-z_][\w.]*)", re.I)
 
 
@@ -69,6 +70,8 @@ class AnalyticsService:
             raise InvalidInputError(f"cypher must be 1 to {MAX_QUERY_CHARS} characters")
         if params is not None and not isinstance(params, Mapping):
             raise InvalidInputError("params must be an object of parameter values")
+        if bad := sorted(k for k in params or {} if not _PARAM_NAME.fullmatch(str(k))):
+            raise InvalidInputError(f"params: {bad!r} are not valid parameter names")
         if reason := refusal(cypher):
             raise AnalyticsForbiddenError(reason)
         try:
