@@ -228,7 +228,6 @@ def serve(
     import uvicorn
 
     from graphql_api.app import create_app
-
     from graphql_api.observability import configure_json_logging
 
     configure_json_logging()
