@@ -49,27 +49,31 @@ class DonationService:
             raise InvalidInputError(f"amount must be a number in (0, {MAX_AMOUNT:g}], got {amount}")
         if donation_id is not None and not donation_id.strip():
             raise InvalidInputError("id must not be blank")
-        donation = Donation(
-            id=donation_id or f"donation-{uuid.uuid4()}",
-            donor_id=donor_id,
-            nonprofit_id=nonprofit_id,
-            amount=round(float(amount), 2),
-            ts=int(time.time()) if ts is None else ts,
-        )
+        donation_id = donation_id or f"donation-{uuid.uuid4()}"
+        params = {
+            "id": donation_id,
+            "donor_id": donor_id,
+            "nonprofit_id": nonprofit_id,
+            "amount": round(float(amount), 2),
+            "ts": ts,
+            "now": int(time.time()),
+            "load_id": API_WRITER,
+        }
         try:
-            rows = self._store.write(
-                statement("api/record_donation"), {**asdict(donation), "load_id": API_WRITER}
-            )
+            rows = self._store.write(statement("api/record_donation"), params)
         except StoreError as exc:
             if "already exists" in str(exc) or "ConstraintValidation" in str(exc):
                 raise InvalidInputError(
-                    f"donation id {donation.id!r} is already used by another donor or nonprofit"
+                    f"donation id {donation_id!r} is already used by another donor or nonprofit"
                 ) from exc
             raise
         if not rows or rows[0]["written"] == 0:
             # Nothing matched: name which side is unknown.
             self._catalog.donor(donor_id)
             self._catalog.nonprofit(nonprofit_id)
+        donation = Donation(
+            donation_id, donor_id, nonprofit_id, params["amount"], int(rows[0]["ts"])
+        )
         self._events.publish(donation_topic(nonprofit_id), asdict(donation))
         self._events.publish(matches_topic(donor_id), {"donor_id": donor_id})
         return donation
