@@ -1,0 +1,113 @@
+"""graph_model.ranking: impact-adjusted scores, impact normalisation and explanations."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graph_model.ranking import (
+    explain,
+    haversine_km,
+    impact_adjusted,
+    impact_of,
+    relative_probability,
+    top_k,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_relative_probability_is_per_row_min_max() -> None:
+    scores = np.array([[2.0, 4.0, 3.0], [-1.0, -1.0, -1.0], [0.0, -np.inf, 10.0]])
+    np.testing.assert_allclose(
+        relative_probability(scores),
+        [[0.0, 1.0, 0.5], [1.0, 1.0, 1.0], [0.0, -np.inf, 1.0]],
+    )
+
+
+def test_weight_zero_is_the_model_order_and_weight_one_is_gated_impact() -> None:
+    scores = np.array([5.0, 3.0, 1.0, 4.0, 0.0])  # relative: 1, .6, .2, .8, 0
+    impact = np.array([0.0, 0.5, 1.0, 1.0, 1.0])
+    pure = impact_adjusted(scores, impact, 0.0)
+    np.testing.assert_allclose(pure, [1.0, 0.6, 0.2, 0.8, 0.0])
+    assert top_k(pure, 5).tolist() == [[0, 3, 1, 2, 4]]
+    full = impact_adjusted(scores, impact, 1.0)
+    # r * impact: [0, .3, .2, .8, 0]. The top item with no impact drops to the bottom, and the
+    # least likely nonprofit stays last although its impact is maximal (the probability gate).
+    np.testing.assert_allclose(full, [0.0, 0.3, 0.2, 0.8, 0.0])
+    assert top_k(full, 3).tolist() == [[3, 1, 2]]
+    half = impact_adjusted(scores, impact, 0.5)  # r * (0.5 + 0.5 * impact)
+    np.testing.assert_allclose(half, [0.5, 0.45, 0.2, 0.8, 0.0])
+
+
+def test_impact_adjusted_keeps_exclusions_and_broadcasts_over_donors() -> None:
+    scores = np.array([[1.0, -np.inf, 3.0], [3.0, 2.0, 1.0]])
+    adjusted = impact_adjusted(scores, np.array([1.0, 1.0, 0.0]), 0.75)
+    assert adjusted.shape == (2, 3)
+    assert adjusted[0, 1] == -np.inf
+    # Row 0: r = [0, -, 1]; multipliers [1, 1, 0.25] -> [0, -inf, 0.25].
+    np.testing.assert_allclose(adjusted[0, [0, 2]], [0.0, 0.25])
+    assert top_k(adjusted, 3)[0].tolist() == [2, 0, -1]  # never an excluded item
+
+
+@pytest.mark.parametrize("weight", [-0.1, 1.5, float("nan")])
+def test_impact_adjusted_refuses_a_weight_outside_zero_one(weight: float) -> None:
+    with pytest.raises(ValueError, match="impact weight"):
+        impact_adjusted(np.zeros(3), np.zeros(3), weight)
+
+
+def test_impact_adjusted_refuses_bad_impact() -> None:
+    with pytest.raises(ValueError, match="one value per nonprofit"):
+        impact_adjusted(np.zeros(3), np.zeros(2), 0.5)
+    with pytest.raises(ValueError, match="impact_of"):
+        impact_adjusted(np.zeros(2), np.array([0.5, 2.0]), 0.5)
+
+
+def test_impact_of_log_scales_need_into_zero_one() -> None:
+    impact = impact_of(np.array([0.0, np.e - 1, np.e**2 - 1, -5.0, np.nan]))
+    np.testing.assert_allclose(impact, [0.0, 0.5, 1.0, 0.0, 0.0])
+    assert impact_of(np.zeros(3)).tolist() == [0.0, 0.0, 0.0]
+    assert impact_of(np.array([])).shape == (0,)
+
+
+def test_explain_names_shared_causes_similar_donors_and_distance() -> None:
+    supporters = {"n1": ["me", "ann", "bob"], "n2": ["ann", "bob", "cy"], "n3": ["cy"]}
+    why = explain(
+        donor="me",
+        donor_causes=["health", "water"],
+        nonprofit_causes=["water", "arts", "health"],
+        donor_nonprofits=["n1"],
+        supporters_of=supporters,
+        nonprofit="n2",
+        donor_location=(40.0, -74.0),
+        nonprofit_location=(41.0, -74.0),
+    )
+    assert why.shared_causes == ["health", "water"]
+    assert why.similar_donors == 2  # ann and bob gave to n1 (like me) and to n2
+    assert why.distance_km == pytest.approx(111.2, abs=0.1)  # one degree of latitude
+    assert why.reasons() == [
+        "shares your causes: health, water",
+        "2 donors who gave where you gave also gave here",
+        "111 km away",
+    ]
+    cold = explain(
+        donor_causes=[],
+        nonprofit_causes=["arts"],
+        donor_nonprofits=[],
+        supporters_of=supporters,
+        nonprofit="n3",
+        donor_location=(40.0, -74.0),
+        nonprofit_location=(40.0, -74.0),
+    )
+    assert (cold.shared_causes, cold.similar_donors, cold.same_region) == ([], 0, True)
+    assert cold.reasons() == ["in your region"]
+    assert haversine_km(0.0, 0.0, 0.0, 180.0) == pytest.approx(20015.1, abs=0.1)
+
+
+def test_ranking_does_not_import_tensorflow() -> None:
+    code = "import sys, graph_model.ranking; sys.exit('tensorflow' in sys.modules)"
+    subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
