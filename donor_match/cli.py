@@ -103,8 +103,28 @@ def etl_synth(
     regions: int = 10,
     donations: int = 30_000,
     seed: int = 7,
+    stream: Annotated[
+        bool,
+        typer.Option(help="Stream in constant memory (millions of rows) with contact details, "
+                     "recurring donors, a December peak and cold-start donors/nonprofits."),
+    ] = False,
 ) -> None:
     """Generate a seeded synthetic graph as canonical Parquet tables."""
+    if stream:
+        from etl.progress import RichProgress
+        from etl.synth_stream import StreamConfig
+        from etl.synth_stream import stream as stream_tables
+
+        try:
+            stream_config = StreamConfig(donors=donors, nonprofits=nonprofits, causes=causes,
+                                  regions=regions, donations=donations, seed=seed)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        with RichProgress(console, "synth") as progress:
+            counts = stream_tables(stream_config, out, progress.advance)
+        console.print(f"wrote {', '.join(f'{n} {k}' for k, n in counts.items())} to {out}")
+        return
+
     from etl.snapshot import write_snapshot
     from etl.synth import SynthConfig, generate
 
@@ -119,28 +139,107 @@ def etl_synth(
 
 @etl_app.command("load")
 def etl_load(
-    path: Annotated[Path, typer.Argument(help="Directory of canonical Parquet tables.")],
+    path: Annotated[Path, typer.Argument(help="A file, or a directory of input files.")],
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="canonical (by extension), csv, jsonl, parquet, "
+                     "donorschoose or irs-bmf."),
+    ] = "canonical",
+    mapping: Annotated[
+        Path | None, typer.Option(help="Column-mapping YAML (see config/mappings/).")
+    ] = None,
     batch_size: int = 2000,
+    max_reject_rate: Annotated[
+        float, typer.Option(help="Fail when an entity's rejected share exceeds this (0-1).")
+    ] = 0.05,
+    min_rows_for_rate: Annotated[
+        int, typer.Option(help="Judge the reject rate once an entity has this many rows.")
+    ] = 1000,
+    future_tolerance_s: Annotated[
+        float, typer.Option(help="How far in the future a date may lie, seconds.")
+    ] = 86_400.0,
+    loads_dir: Annotated[
+        Path | None,
+        typer.Option(help="Manifests, checkpoints, rejects; default DONOR_MATCH_DATA_DIR/loads."),
+    ] = None,
+    restart: Annotated[
+        bool, typer.Option(help="Ignore the checkpoint of a killed run of the same load.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Load canonical tables into the store with batched UNWIND ... MERGE (idempotent)."""
-    from etl.loader import load_tables
-    from etl.snapshot import read_tables
+    """Validate and load files into the store (idempotent, resumable; exit 3: too many rejects)."""
+    from etl.pipeline import LoadOptions, run_load
+    from etl.progress import RichProgress, summary_table
+    from etl.sources import SourceError, open_source
 
     try:
-        tables = read_tables(path)
-    except (OSError, ValueError) as exc:
+        options = LoadOptions(
+            loads_dir=loads_dir or StoreSettings().data_dir / "loads",
+            batch_size=batch_size, max_reject_rate=max_reject_rate,
+            min_rows_for_rate=min_rows_for_rate, future_tolerance_s=future_tolerance_s,
+            resume=not restart,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    try:
+        source = open_source(fmt, path, mapping)
+        source.check()
+    except (OSError, SourceError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    with _store() as store, _progress() as progress:
-        tasks = {name: progress.add_task(f"load {name}", total=t.num_rows)
-                 for name, t in tables.items()}
+    with _store() as store:
         store.apply_schema()
-        summary = load_tables(
-            store, tables, batch_size, lambda name, n: progress.advance(tasks[name], n)
-        )
-    for name, unmatched in summary.unmatched.items():
-        if unmatched:
-            console.print(f"[yellow]warning:[/yellow] {unmatched} {name} rows named unknown nodes")
+        with RichProgress(console) as progress:
+            try:
+                report = run_load(store, source, options, path=path, mapping=mapping,
+                                  progress=progress)
+            except (OSError, SourceError) as exc:
+                console.print(f"[red]error:[/red] {exc}")
+                raise typer.Exit(2) from exc
+    summary = report.to_dict()
+    console.print(summary_table(summary))
+    if report.resumed_batches:
+        console.print(f"resumed: {report.resumed_batches} batches were already written")
+    if report.rejects:
+        console.print(f"{report.rejects} rejects in {report.directory}/rejects.csv")
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    if not report.ok:
+        console.print(f"[red]error:[/red] {report.error}")
+        raise typer.Exit({"rejects": 3, "source": 2}.get(report.failure or "", 1))
+
+
+@etl_app.command("anonymize")
+def etl_anonymize(
+    k: Annotated[
+        int | None, typer.Option(help="k-anonymity over donor quasi-identifiers; default "
+                                 "DONOR_MATCH_ANON_K or 5.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Rebuild the anonymized analyst graph (HMAC secret: DONOR_MATCH_ANON_SECRET)."""
+    from etl.anonymize import AnonymizeError, AnonymizeSettings, anonymize
+    from etl.progress import RichProgress
+
+    settings = AnonymizeSettings()
+    analyst = open_store(StoreSettings(), analyst=True)
+    try:
+        with _store() as source, RichProgress(console, "anonymize") as progress:
+            report = anonymize(source, analyst, settings.secret.get_secret_value(),
+                               k if k is not None else settings.k, progress.advance)
+    except AnonymizeError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        analyst.close()
+    summary = report.to_dict()
+    console.print(
+        f"analyst graph {analyst.uri}: {report.donors} donors ({report.generalized} generalized, "
+        f"{report.suppressed} suppressed; {report.groups} groups, smallest "
+        f"{report.smallest_group}, k={report.k}), {report.donations} donations"
+    )
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
 
 
 @etl_app.command("snapshot")

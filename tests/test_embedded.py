@@ -22,7 +22,10 @@ def test_server_binds_loopback_persists_and_restarts(tmp_path: Path) -> None:
         assert config.config_get("appendonly")["appendonly"] == "yes"
         config.close()
         store = open_store(settings)
-        store.write(statement("etl/merge_causes"), {"rows": [{"id": "c1", "name": "Health"}]})
+        store.write(
+            statement("etl/merge_causes"),
+            {"rows": [{"id": "c1", "name": "Health", "parent_id": None}], "load_id": "test"},
+        )
         store.close()
     finally:
         server.stop()

@@ -38,18 +38,18 @@ def contract_store(request: pytest.FixtureRequest) -> Iterator[GraphStore]:
     store.close()
 
 
-def merge_donors(store: GraphStore, rows: list[dict[str, str]]) -> list[dict[str, object]]:
-    return store.write(statement("etl/merge_donors"), {"rows": rows})
+def merge(store: GraphStore, name: str, rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    return store.write(statement(f"etl/merge_{name}"), {"rows": rows, "load_id": "contract"})
 
 
 def test_write_then_read_round_trips_values(contract_store: GraphStore) -> None:
     suffix = uuid.uuid4().hex
     region = {"id": f"r-{suffix}", "name": "North", "lat": 47.5, "lon": -122.25}
-    contract_store.write(statement("etl/merge_regions"), {"rows": [region]})
-    written = merge_donors(
-        contract_store, [{"id": f"d-{suffix}", "name": "Ada", "region_id": region["id"]}]
+    merge(contract_store, "regions", [region])
+    written = merge(
+        contract_store, "donors", [{"id": f"d-{suffix}", "name": "Ada", "region_id": region["id"]}]
     )
-    assert written == [{"written": 1}]
+    assert written == [{"written": 1, "changed": 1}]
     rows = contract_store.read(statement("api/donors_by_ids"), {"ids": [f"d-{suffix}"]})
     assert rows == [
         {
@@ -68,38 +68,34 @@ def test_apply_schema_is_idempotent_and_enforces_unique_donation_ids(
 ) -> None:
     contract_store.apply_schema()  # a second time: no error
     suffix = uuid.uuid4().hex
-    contract_store.write(
-        statement("etl/merge_regions"),
-        {"rows": [{"id": f"r-{suffix}", "name": "R", "lat": 0.0, "lon": 0.0}]},
-    )
-    merge_donors(
+    merge(contract_store, "regions", [{"id": f"r-{suffix}", "name": "R", "lat": 0.0, "lon": 0.0}])
+    merge(
         contract_store,
+        "donors",
         [{"id": f"{who}-{suffix}", "name": who, "region_id": f"r-{suffix}"} for who in "ab"],
     )
-    contract_store.write(
-        statement("etl/merge_nonprofits"),
-        {"rows": [{"id": f"n-{suffix}", "name": "N", "region_id": f"r-{suffix}"}]},
+    merge(
+        contract_store,
+        "nonprofits",
+        [{"id": f"n-{suffix}", "name": "N", "region_id": f"r-{suffix}"}],
     )
     gift = {"id": f"g-{suffix}", "nonprofit_id": f"n-{suffix}", "amount": 5.0, "ts": 1}
-    contract_store.write(
-        statement("etl/merge_donations"), {"rows": [{**gift, "donor_id": f"a-{suffix}"}]}
-    )
+    merge(contract_store, "donations", [{**gift, "donor_id": f"a-{suffix}"}])
     # The same donation id from another donor would be a second relationship: refused.
     with pytest.raises(StoreError):
-        contract_store.write(
-            statement("etl/merge_donations"), {"rows": [{**gift, "donor_id": f"b-{suffix}"}]}
-        )
+        merge(contract_store, "donations", [{**gift, "donor_id": f"b-{suffix}"}])
 
 
 def test_moving_a_donor_replaces_its_region(contract_store: GraphStore) -> None:
     suffix = uuid.uuid4().hex
-    contract_store.write(
-        statement("etl/merge_regions"),
-        {"rows": [{"id": f"{r}-{suffix}", "name": r, "lat": 0.0, "lon": 0.0} for r in "xy"]},
+    merge(
+        contract_store,
+        "regions",
+        [{"id": f"{r}-{suffix}", "name": r, "lat": 0.0, "lon": 0.0} for r in "xy"],
     )
     donor = {"id": f"d-{suffix}", "name": "D", "region_id": f"x-{suffix}"}
-    merge_donors(contract_store, [donor])
-    merge_donors(contract_store, [{**donor, "region_id": f"y-{suffix}"}])
+    merge(contract_store, "donors", [donor])
+    merge(contract_store, "donors", [{**donor, "region_id": f"y-{suffix}"}])
     rows = contract_store.read(statement("api/donors_by_ids"), {"ids": [donor["id"]]})
     assert [row["region_id"] for row in rows] == [f"y-{suffix}"]
 
@@ -127,8 +123,9 @@ def test_unreachable_store_fails_fast_with_an_actionable_message(
 
 
 def test_every_statement_comes_from_a_cypher_file() -> None:
-    names = sorted(p.relative_to(CYPHER_ROOT).with_suffix("").as_posix()
-                   for p in CYPHER_ROOT.rglob("*.cypher"))
+    names = sorted(
+        p.relative_to(CYPHER_ROOT).with_suffix("").as_posix() for p in CYPHER_ROOT.rglob("*.cypher")
+    )
     assert "schema" in names
     for name in names:
         assert script(name), f"{name}.cypher holds no statement"

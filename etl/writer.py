@@ -1,0 +1,56 @@
+"""Write validated canonical rows into the graph: one `UNWIND ... MERGE` statement per batch.
+
+Each statement is atomic in both stores, so a batch is written entirely or not at all. Every
+statement stamps `load_id` on what it changes and returns how many rows it wrote and changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from etl.entities import ENTITIES
+from graph_store import GraphStore, Statement, statement
+
+
+@dataclass(frozen=True)
+class Written:
+    rows: int
+    written: int  # rows whose endpoints existed (the rest named unknown nodes)
+    changed: int  # rows whose stored values this write created or modified
+
+
+def merge_statement(entity: str) -> Statement:
+    return statement(f"etl/merge_{entity}")
+
+
+def complete(entity: str, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with every canonical column (absent optional ones as null), nothing else."""
+    columns = ENTITIES[entity].column_names
+    return [{c: row.get(c) for c in columns} for row in rows]
+
+
+def write_batch(
+    store: GraphStore, entity: str, rows: Sequence[dict[str, Any]], load_id: str
+) -> Written:
+    if not rows:
+        return Written(0, 0, 0)
+    result = store.write(merge_statement(entity), {"rows": list(rows), "load_id": load_id})
+    first = result[0] if result else {}
+    return Written(len(rows), int(first.get("written") or 0), int(first.get("changed") or 0))
+
+
+def existing_ids(store: GraphStore, entity: str, ids: list[str]) -> set[str]:
+    """Which of `ids` the store holds as nodes of `entity`."""
+    found: set[str] = set()
+    for start in range(0, len(ids), 5_000):
+        rows = store.read(statement(f"etl/existing_{entity}"), {"ids": ids[start:start + 5_000]})
+        found.update(str(row["id"]) for row in rows)
+    return found
+
+
+def donation_endpoints(store: GraphStore, ids: list[str]) -> dict[str, tuple[str, str]]:
+    """Stored donations among `ids`: id -> (donor id, nonprofit id)."""
+    rows = store.read(statement("etl/donation_endpoints"), {"ids": ids})
+    return {str(r["id"]): (str(r["donor_id"]), str(r["nonprofit_id"])) for r in rows}

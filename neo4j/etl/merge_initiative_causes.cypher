@@ -1,0 +1,7 @@
+UNWIND $rows AS row
+MATCH (i:Initiative {id: row.initiative_id})
+MATCH (c:Cause {id: row.cause_id})
+MERGE (i)-[w:WORKS_ON]->(c)
+WITH w, w.load_id IS NULL AS changed
+SET w.load_id = coalesce(w.load_id, $load_id)
+RETURN count(w) AS written, count(CASE WHEN changed THEN 1 END) AS changed
