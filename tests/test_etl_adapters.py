@@ -160,14 +160,27 @@ def test_irs_bmf_keys_nonprofits_by_ein_with_ntee_causes(
     assert ("135562308", "US-NY") in edges(graph, "LOCATED_IN")
 
 
-def test_cli_loads_the_irs_bmf(store_settings: StoreSettings, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "path", "entity", "accepted", "rejected"),
+    [
+        ("irs-bmf", FIXTURES / "irs_bmf" / "eo_sample.csv", "nonprofits", 6, 1),
+        ("donorschoose", FIXTURES / "donorschoose", "donations", 4, 3),
+    ],
+)
+def test_cli_loads_each_source_kind(
+    store_settings: StoreSettings, tmp_path: Path, fmt: str, path: Path, entity: str,
+    accepted: int, rejected: int,
+) -> None:
     env = {**os.environ, "DONOR_MATCH_FALKORDB_PORT": str(store_settings.falkordb_port),
            "DONOR_MATCH_GRAPH": store_settings.graph_name,
            "DONOR_MATCH_DATA_DIR": str(tmp_path / "var")}
     done = subprocess.run(
-        [sys.executable, "-m", "donor_match.cli", "etl", "load", "--format", "irs-bmf",
-         "--max-reject-rate", "0.5", "--json", str(FIXTURES / "irs_bmf" / "eo_sample.csv")],
+        [sys.executable, "-m", "donor_match.cli", "etl", "load", "--format", fmt,
+         "--max-reject-rate", "0.5", "--json", str(path)],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["entities"]["nonprofits"]["accepted"] == 6
+    summary = json.loads(done.stdout)["entities"][entity]
+    assert (summary["accepted"], summary["rejected"]) == (accepted, rejected)
+    load_dir = tmp_path / "var" / "loads" / json.loads(done.stdout)["load_id"]
+    assert (load_dir / "manifest.json").is_file()
