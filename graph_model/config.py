@@ -2,6 +2,9 @@
 
 from dataclasses import dataclass
 
+# tf.distribute strategies TrainConfig.distribution may name.
+DISTRIBUTIONS = ("auto", "default", "mirrored", "multi_worker")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -17,3 +20,15 @@ class TrainConfig:
     seed: int = 0
     holdout_fraction: float = 0.2
     k: int = 20  # cut-off of the reported Recall@k / NDCG@k
+    eval_every: int = 50  # steps between evaluations recorded in history.json and TensorBoard
+    # "auto": MultiWorkerMirroredStrategy when TF_CONFIG is set, MirroredStrategy with several
+    # GPUs, else the default (single-device) strategy.
+    distribution: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.distribution not in DISTRIBUTIONS:
+            raise ValueError(
+                f"distribution must be one of {DISTRIBUTIONS}, got {self.distribution!r}"
+            )
+        if self.steps < 1 or self.eval_every < 1:
+            raise ValueError("steps and eval_every must be at least 1")

@@ -1,47 +1,145 @@
-"""Train the link-prediction model on a snapshot, evaluate it and write a versioned artifact."""
+"""Train the link-prediction model on a snapshot, evaluate it and write a versioned artifact.
+
+Training runs under a tf.distribute strategy (see `strategy_for`): variables are created in its
+scope and each step runs through `strategy.run`, every replica scoring its share of the step's
+supervised pairs over the full graph. The same code runs on one device, several GPUs
+(MirroredStrategy) or several workers (MultiWorkerMirroredStrategy, from TF_CONFIG).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_gnn as tfgnn
 import tf_keras
+from tensorflow.core.framework import summary_pb2
 
 from graph_model import schema
 from graph_model.artifacts import write_artifact
+from graph_model.coldstart import ColdStart
 from graph_model.config import TrainConfig
-from graph_model.evaluate import RankingMetrics, ranking_metrics
-from graph_model.graph_tensor import build_graph_tensor
+from graph_model.evaluate import evaluate_scores, popularity_scores
+from graph_model.graph_tensor import build_graph_tensor, node_counts, training_edges
 from graph_model.model import build_model
-from graph_model.snapshot import read_snapshot
-from graph_model.split import TrainPairs, temporal_split
+from graph_model.snapshot import Snapshot, read_snapshot
+from graph_model.split import Split, temporal_split
 
 Progress = Callable[[int, int, float], None]  # (step, total steps, loss)
+HISTORY = "history.json"  # in the artifact: {"loss": [{step, loss}], "evaluations": [...]}
+TENSORBOARD = "tensorboard"  # in the artifact: TensorBoard event files of the run
 
 
-def _fit(
-    model: tf_keras.Model,
-    graph: tfgnn.GraphTensor,
-    pairs: TrainPairs,
-    num_nonprofits: int,
+def strategy_for(distribution: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy a TrainConfig.distribution names ("auto": see TrainConfig)."""
+    if distribution == "auto":
+        if os.environ.get("TF_CONFIG"):
+            distribution = "multi_worker"
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            distribution = "mirrored"
+        else:
+            distribution = "default"
+    if distribution == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if distribution == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Only one worker writes logs and artifacts; with a single process that is this one."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return (
+        resolver.task_type == "worker"
+        and resolver.task_id == 0
+        and ("chief" not in resolver.cluster_spec().as_dict())
+    )
+
+
+def _scalar(tag: str, value: float) -> None:
+    """A TensorBoard scalar written by core TF: tf.summary.scalar needs the tensorboard package,
+    which only adds this metadata (the scalars plugin's name) to the same `tf.summary.write`."""
+    metadata = summary_pb2.SummaryMetadata()
+    metadata.plugin_data.plugin_name = "scalars"
+    tf.summary.write(tag, tf.constant(value, tf.float32), metadata=metadata.SerializeToString())
+
+
+@dataclass
+class History:
+    """What the run recorded: per-step loss, per-evaluation metrics (history.json)."""
+
+    loss: list[dict[str, float]] = field(default_factory=list)
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"loss": self.loss, "evaluations": self.evaluations}
+
+
+@dataclass
+class Trained:
+    model: tf_keras.Model
+    graph: tfgnn.GraphTensor
+    donor_embeddings: np.ndarray
+    nonprofit_embeddings: np.ndarray
+    history: History
+    final_loss: float
+
+
+def _embed(model: tf_keras.Model, graph: tfgnn.GraphTensor) -> tuple[np.ndarray, np.ndarray]:
+    embeddings = model(graph, training=False)
+    return embeddings[schema.DONOR].numpy(), embeddings[schema.NONPROFIT].numpy()
+
+
+def fit(
+    snapshot: Snapshot,
+    split: Split,
     config: TrainConfig,
-    progress: Progress | None,
-) -> float:
-    """Run the BPR training loop; returns the last step's loss."""
-    rng = np.random.default_rng(config.seed)
-    optimizer = tf_keras.optimizers.Adam(config.learning_rate)
+    progress: Progress | None = None,
+    log_dir: Path | None = None,
+) -> Trained:
+    """Train on `split`'s training pairs; evaluate its warm test pairs every `eval_every` steps.
+
+    Loss per step and the evaluations go to the returned History and, when `log_dir` is given,
+    to TensorBoard event files there (written as training goes).
+    """
+    tf_keras.utils.set_random_seed(config.seed)
+    strategy = strategy_for(config.distribution)
+    num_nonprofits = len(snapshot.nonprofit_ids)
+    pairs = split.train_pairs
+    graph = build_graph_tensor(snapshot, pairs)
+    with strategy.scope():
+        model = build_model(
+            graph.spec,
+            node_counts(snapshot),
+            embedding_dim=config.embedding_dim,
+            num_layers=config.num_layers,
+            l2=config.l2,
+        )
+        optimizer = tf_keras.optimizers.Adam(config.learning_rate)
+    replicas = strategy.num_replicas_in_sync
     vector = tf.TensorSpec([None], tf.int64)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.bool), vector, vector, vector])
-    def step(
+    def replica_step(
         supervised: tf.Tensor, donor: tf.Tensor, positive: tf.Tensor, negative: tf.Tensor
     ) -> tf.Tensor:
+        # Every replica hides the same supervised edges and scores every replicas-th pair.
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        global_batch = tf.size(donor)
+        donor, positive, negative = (t[replica::replicas] for t in (donor, positive, negative))
         message_graph = tfgnn.mask_edges(graph, schema.DONATED, tf.logical_not(supervised))
         with tf.GradientTape() as tape:
             embeddings = model(message_graph, training=True)
@@ -52,35 +150,82 @@ def _fit(
             )
             # BPR: a donor's nonprofit should outscore a random one. A sampled negative is now and
             # then a true positive; at this density that noise is small and not worth filtering.
-            loss = tf.reduce_mean(tf.math.softplus(-margin)) + tf.add_n(
-                [tf.constant(0.0), *model.losses]
-            )
+            loss = tf.nn.compute_average_loss(
+                tf.math.softplus(-margin), global_batch_size=global_batch
+            ) + tf.nn.scale_regularization_loss(tf.add_n([tf.constant(0.0), *model.losses]))
         variables = model.trainable_variables
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
         return loss
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.bool), vector, vector, vector])
+    def step(
+        supervised: tf.Tensor, donor: tf.Tensor, positive: tf.Tensor, negative: tf.Tensor
+    ) -> tf.Tensor:
+        losses = strategy.run(replica_step, args=(supervised, donor, positive, negative))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    chief = _is_chief(strategy)
+    writer = tf.summary.create_file_writer(str(log_dir)) if log_dir and chief else None
+    history = History()
+    popularity = np.bincount(split.train.nonprofit, minlength=num_nonprofits)
+    seen = np.stack([pairs.donor, pairs.nonprofit], axis=1)
+    rng = np.random.default_rng(config.seed)
     loss = float("nan")
-    for i in range(config.steps):
+    for i in range(1, config.steps + 1):
         supervised = rng.random(len(pairs)) < config.supervision_fraction
         donor = np.repeat(pairs.donor[supervised], config.negatives)
         positive = np.repeat(pairs.nonprofit[supervised], config.negatives)
         negative = rng.integers(0, num_nonprofits, len(donor))
         loss = float(step(supervised, donor, positive, negative))
+        history.loss.append({"step": i, "loss": loss})
+        if writer is not None:
+            with writer.as_default(step=i):
+                _scalar("train/loss", loss)
+        if i % config.eval_every == 0 or i == config.steps:
+            donors, nonprofits = _embed(model, graph)
+            result = evaluate_scores(
+                donors @ nonprofits.T, split.test_pairs, seen, k=config.k, popularity=popularity
+            ).summary()
+            history.evaluations.append({"step": i, **result})
+            if writer is not None:
+                with writer.as_default(step=i):
+                    for name, value in result.items():
+                        _scalar(f"eval/{name}", value)
         if progress is not None:
-            progress(i + 1, config.steps, loss)
-    return loss
+            progress(i, config.steps, loss)
+    if writer is not None:
+        writer.close()
+    # Served embeddings see every training donation as an edge.
+    donors, nonprofits = _embed(model, graph)
+    return Trained(model, graph, donors, nonprofits, history, loss)
 
 
-def _save_model(model: tf_keras.Model, path: Path) -> None:
+def _save_model(
+    trained: Trained, snapshot: Snapshot, split: Split, path: Path, log_dir: Path
+) -> None:
+    """The SavedModel (Keras model plus cold-start signatures), history and TensorBoard logs."""
+    cold_start = ColdStart(
+        trained.model,
+        edges=training_edges(snapshot, split.train_pairs),
+        sizes=node_counts(snapshot),
+        cause_ids=snapshot.cause_ids,
+        region_ids=snapshot.region_ids,
+        nonprofit_ids=snapshot.nonprofit_ids,
+        nonprofit_embeddings=trained.nonprofit_embeddings,
+    )
     with warnings.catch_warnings():
         # TF notes that loading needs the GraphTensor spec types registered; importing
         # tensorflow_gnn (which any loader of this model must do anyway) registers them.
         warnings.filterwarnings("ignore", "Encoding a StructuredValue", UserWarning)
-        model.save(path, save_format="tf", include_optimizer=False)
+        tf.saved_model.save(cold_start, str(path), signatures=cold_start.signatures())
+    # The version directory is the SavedModel's parent: training logs travel with the model.
+    (path.parent / HISTORY).write_text(json.dumps(trained.history.to_json()) + "\n")
+    if log_dir.is_dir():
+        shutil.copytree(log_dir, path.parent / TENSORBOARD)
 
 
-def _metrics_json(metrics: RankingMetrics, k: int) -> dict[str, float]:
-    return {f"recall@{k}": metrics.recall, f"ndcg@{k}": metrics.ndcg}
+def _metrics_json(summary: dict[str, float], k: int) -> dict[str, float]:
+    return {f"recall@{k}": summary[f"recall@{k}"], f"ndcg@{k}": summary[f"ndcg@{k}"]}
 
 
 def train(
@@ -89,62 +234,57 @@ def train(
     config: TrainConfig = TrainConfig(),
     progress: Progress | None = None,
 ) -> Path:
-    """Train on the snapshot's training split, evaluate on its holdout, write an artifact.
+    """Train on the snapshot's training split, evaluate it on its holdout, write an artifact.
 
     `progress(step, steps, loss)` is called after every training step. Returns the new version
-    directory, which `artifacts_root/CURRENT` then names.
+    directory (with history.json and tensorboard/ beside the SavedModel).
     """
     started = time.monotonic()
-    tf_keras.utils.set_random_seed(config.seed)
     snapshot = read_snapshot(snapshot_dir)
     num_donors, num_nonprofits = len(snapshot.donor_ids), len(snapshot.nonprofit_ids)
     split = temporal_split(snapshot.donations, num_nonprofits, config.holdout_fraction)
-    graph = build_graph_tensor(snapshot, split.train_pairs)
-    model = build_model(
-        graph.spec,
-        {name: int(graph.node_sets[name].total_size) for name in schema.NODE_SETS},
-        embedding_dim=config.embedding_dim,
-        num_layers=config.num_layers,
-        l2=config.l2,
-    )
-    loss = _fit(model, graph, split.train_pairs, num_nonprofits, config, progress)
-
-    # Served embeddings see every training donation as an edge.
-    embeddings = model(graph, training=False)
-    donor_embeddings = embeddings[schema.DONOR].numpy()
-    nonprofit_embeddings = embeddings[schema.NONPROFIT].numpy()
-    popularity = np.bincount(split.train.nonprofit, minlength=num_nonprofits)
-    seen = np.stack([split.train_pairs.donor, split.train_pairs.nonprofit], axis=1)
-    model_metrics = ranking_metrics(
-        donor_embeddings @ nonprofit_embeddings.T, split.test_pairs, seen, config.k
-    )
-    popularity_metrics = ranking_metrics(
-        np.broadcast_to(popularity, (num_donors, num_nonprofits)), split.test_pairs, seen, config.k
-    )
-    metrics = {
-        "k": config.k,
-        "model": _metrics_json(model_metrics, config.k),
-        "popularity": _metrics_json(popularity_metrics, config.k),
-        "train": {
-            "donations": len(split.train),
-            "pairs": len(split.train_pairs),
-            "cutoff_ts": split.cutoff_ts,
-            "final_loss": loss,
-            "seconds": round(time.monotonic() - started, 2),
-        },
-        "test": {"pairs": len(split.test_pairs), "donors": model_metrics.users},
-        "config": asdict(config),
-        "snapshot_hash": snapshot.hash,
-    }
-    return write_artifact(
-        artifacts_root,
-        snapshot_dir=snapshot_dir,
-        snapshot_hash=snapshot.hash,
-        save_model=lambda path: _save_model(model, path),
-        donor_ids=snapshot.donor_ids,
-        nonprofit_ids=snapshot.nonprofit_ids,
-        donor_embeddings=donor_embeddings,
-        nonprofit_embeddings=nonprofit_embeddings,
-        nonprofit_popularity=popularity,
-        metrics=metrics,
-    )
+    artifacts_root.mkdir(parents=True, exist_ok=True)
+    log_dir = Path(tempfile.mkdtemp(prefix=".training-", dir=artifacts_root))
+    try:
+        trained = fit(snapshot, split, config, progress, log_dir)
+        popularity = np.bincount(split.train.nonprofit, minlength=num_nonprofits)
+        seen = np.stack([split.train_pairs.donor, split.train_pairs.nonprofit], axis=1)
+        model_metrics = evaluate_scores(
+            trained.donor_embeddings @ trained.nonprofit_embeddings.T,
+            split.test_pairs,
+            seen,
+            k=config.k,
+            popularity=popularity,
+        ).summary()
+        popularity_metrics = evaluate_scores(
+            popularity_scores(popularity, num_donors), split.test_pairs, seen, k=config.k
+        ).summary()
+        metrics = {
+            "k": config.k,
+            "model": _metrics_json(model_metrics, config.k),
+            "popularity": _metrics_json(popularity_metrics, config.k),
+            "train": {
+                "donations": len(split.train),
+                "pairs": len(split.train_pairs),
+                "cutoff_ts": split.cutoff_ts,
+                "final_loss": trained.final_loss,
+                "seconds": round(time.monotonic() - started, 2),
+            },
+            "test": {"pairs": len(split.test_pairs), "donors": int(model_metrics["users"])},
+            "config": asdict(config),
+            "snapshot_hash": snapshot.hash,
+        }
+        return write_artifact(
+            artifacts_root,
+            snapshot_dir=snapshot_dir,
+            snapshot_hash=snapshot.hash,
+            save_model=lambda path: _save_model(trained, snapshot, split, path, log_dir),
+            donor_ids=snapshot.donor_ids,
+            nonprofit_ids=snapshot.nonprofit_ids,
+            donor_embeddings=trained.donor_embeddings,
+            nonprofit_embeddings=trained.nonprofit_embeddings,
+            nonprofit_popularity=popularity,
+            metrics=metrics,
+        )
+    finally:
+        shutil.rmtree(log_dir, ignore_errors=True)

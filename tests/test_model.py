@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+import tensorflow as tf
 import tensorflow_gnn as tfgnn
-import tf_keras
 
 from etl.snapshot import write_snapshot
 from etl.synth import SynthConfig, generate
@@ -150,13 +150,38 @@ def test_artifact_layout_and_current_pointer(trained: Path, snapshot_dir: Path) 
     for name in (
         "saved_model/saved_model.pb", "donor_embeddings.npy", "nonprofit_embeddings.npy",
         "donor_ids.json", "nonprofit_ids.json", "nonprofit_popularity.npy", "metrics.json",
-        "snapshot.json",
+        "snapshot.json", "history.json",
     ):  # fmt: skip
         assert (trained / name).is_file(), name
     snapshot_hash = json.loads((snapshot_dir / "snapshot.json").read_text())["hash"]
     assert trained.name.endswith("-" + snapshot_hash[:8])
     assert current_artifact_dir(trained.parent) == trained
     assert current_artifact_dir(trained.parent / "missing") is None
+
+
+def test_training_history_and_tensorboard_logs(trained: Path) -> None:
+    history = json.loads((trained / "history.json").read_text())
+    assert [p["step"] for p in history["loss"]] == list(range(1, CONFIG.steps + 1))
+    assert (
+        history["loss"][-1]["loss"]
+        == json.loads((trained / "metrics.json").read_text())["train"]["final_loss"]
+    )
+    steps = list(range(CONFIG.eval_every, CONFIG.steps + 1, CONFIG.eval_every))
+    assert [e["step"] for e in history["evaluations"]] == steps
+    last = history["evaluations"][-1]
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert last["recall@20"] == pytest.approx(metrics["model"]["recall@20"])
+    assert {"mrr", "coverage@20", "popularity_bias@20", "ndcg@20"} <= set(last)
+    # The TensorBoard event files hold the same per-step loss.
+    events = list((trained / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 1
+    losses = [
+        float(tf.make_ndarray(value.tensor))
+        for record in tf.data.TFRecordDataset(str(events[0])).as_numpy_iterator()
+        for value in tf.compat.v1.Event.FromString(record).summary.value
+        if value.tag == "train/loss"
+    ]
+    assert losses == pytest.approx([p["loss"] for p in history["loss"]])
 
 
 def test_load_artifact(trained: Path, snapshot_dir: Path) -> None:
@@ -183,10 +208,10 @@ def test_load_artifact(trained: Path, snapshot_dir: Path) -> None:
 
 
 def test_saved_model_reproduces_embeddings(trained: Path, snapshot_dir: Path) -> None:
-    reloaded = tf_keras.models.load_model(trained / "saved_model")
+    reloaded = tf.saved_model.load(str(trained / "saved_model")).model
     snapshot = read_snapshot(snapshot_dir)
     split = temporal_split(snapshot.donations, len(snapshot.nonprofit_ids), CONFIG.holdout_fraction)
-    embeddings = reloaded(build_graph_tensor(snapshot, split.train_pairs))
+    embeddings = reloaded(build_graph_tensor(snapshot, split.train_pairs), training=False)
     artifact = load_artifact(trained)
     np.testing.assert_allclose(
         embeddings[schema.DONOR].numpy(), artifact.donor_embeddings, rtol=1e-4, atol=1e-5
