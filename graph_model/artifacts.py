@@ -3,16 +3,19 @@
 Layout of `artifacts_root/<version>/`: saved_model/ (Keras SavedModel), donor_embeddings.npy,
 nonprofit_embeddings.npy, donor_ids.json, nonprofit_ids.json, nonprofit_popularity.npy (training
 donation counts, for fallback ranking), metrics.json, snapshot.json. `artifacts_root/CURRENT`
-names the version to serve.
+names the version to serve; `artifacts_root/promotions.jsonl` is the history of what CURRENT named
+(graph_model.registry promotes and rolls back through the quality gate).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
@@ -23,6 +26,8 @@ import numpy as np
 
 CURRENT = "CURRENT"
 SAVED_MODEL = "saved_model"
+HISTORY = "promotions.jsonl"
+_LOCK = ".registry.lock"
 
 
 @dataclass(frozen=True)
@@ -77,10 +82,10 @@ def write_artifact(
     nonprofit_popularity: np.ndarray,
     metrics: dict[str, Any],
 ) -> Path:
-    """Write a new version and point CURRENT at it; returns the version directory.
+    """Write a new version; returns the version directory.
 
     The version is built in a hidden staging directory and renamed into place, so readers never
-    see a half-written version; CURRENT is replaced atomically after the rename.
+    see a half-written version. CURRENT is pointed at it only when no version is served yet.
     """
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{snapshot_hash[:8]}"
     artifacts_root.mkdir(parents=True, exist_ok=True)
@@ -99,20 +104,81 @@ def write_artifact(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    with registry_lock(artifacts_root):
+        # The first version of an empty registry is served at once (there is nothing to compare
+        # it with); later ones are candidates until `donor-match model promote` passes the gate.
+        if current_version(artifacts_root) is None:
+            set_current(artifacts_root, version, action="bootstrap")
+    return final
+
+
+@contextmanager
+def registry_lock(artifacts_root: Path) -> Iterator[None]:
+    """Serialise changes of CURRENT and the history (CLI, pipeline and API may all promote)."""
+    artifacts_root.mkdir(parents=True, exist_ok=True)
+    with open(artifacts_root / _LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def current_version(artifacts_root: Path) -> str | None:
+    """The version CURRENT names (whether or not its directory exists), or None."""
+    try:
+        return (artifacts_root / CURRENT).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def set_current(artifacts_root: Path, version: str, *, action: str) -> None:
+    """Point CURRENT at `version` atomically and append the change to the history.
+
+    Call with `registry_lock` held. `action` is bootstrap, promote or rollback.
+    """
+    previous = current_version(artifacts_root)
     pointer = artifacts_root / f".{CURRENT}.{os.getpid()}"
     pointer.write_text(version + "\n")
     os.replace(pointer, artifacts_root / CURRENT)
-    return final
+    _append_history(artifacts_root, action, version, previous)
+
+
+def clear_current(artifacts_root: Path, version: str) -> None:
+    """Remove CURRENT (it names `version`) and record that; call with `registry_lock` held."""
+    (artifacts_root / CURRENT).unlink()
+    _append_history(artifacts_root, "withdraw", None, version)
+
+
+def _append_history(
+    artifacts_root: Path, action: str, version: str | None, previous: str | None
+) -> None:
+    event = {
+        "ts": datetime.now(UTC).isoformat(timespec="seconds"),
+        "action": action,
+        "version": version,
+        "previous": previous,
+    }
+    with open(artifacts_root / HISTORY, "a") as history:
+        history.write(json.dumps(event, sort_keys=True) + "\n")
+
+
+def read_history(artifacts_root: Path) -> list[dict[str, Any]]:
+    """Every change of CURRENT, oldest first."""
+    try:
+        lines = (artifacts_root / HISTORY).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def current_artifact_dir(artifacts_root: Path) -> Path | None:
     """The version directory CURRENT names, or None if there is none yet."""
-    try:
-        version = (artifacts_root / CURRENT).read_text().strip()
-    except FileNotFoundError:
+    version = current_version(artifacts_root)
+    if version is None:
         return None
     path = artifacts_root / version
-    return path if version and path.is_dir() else None
+    return path if path.is_dir() else None
 
 
 def load_artifact(path: Path) -> ModelArtifact:
