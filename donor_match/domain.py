@@ -46,8 +46,34 @@ class Donation:
 
 
 @dataclass(frozen=True)
+class Initiative:
+    """A nonprofit's campaign or project, with what it still needs."""
+
+    id: str
+    nonprofit_id: str
+    title: str | None
+    causes: tuple[Cause, ...]
+    description: str | None = None
+    funding_goal: float | None = None
+    funding_need: float | None = None  # unmet part of the goal
+    posted_ts: int | None = None
+
+
+@dataclass(frozen=True)
+class MatchReasons:
+    shared_causes: tuple[Cause, ...]  # the donor's stated or given-to causes the nonprofit serves
+    similar_donors: int  # others who gave where the donor gave and also gave here
+    distance_km: float | None  # donor's region to the nonprofit's region; None when unknown
+    same_region: bool
+
+
+@dataclass(frozen=True)
 class Match:
     id: str
     rank: int
-    score: float
+    score: float  # the ranking score: relative probability adjusted for impact
     nonprofit: Nonprofit
+    probability: float  # the model's relative probability for this donor, in [0, 1]
+    impact: float  # the nonprofit's impact from its unmet funding need, in [0, 1]
+    reasons: MatchReasons
+    cursor: str  # `after` this continues with the next match

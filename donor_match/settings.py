@@ -16,6 +16,11 @@ class AppSettings(BaseSettings):
     api_host: str = Field("127.0.0.1", validation_alias="DONOR_MATCH_API_HOST")
     api_port: int = Field(8000, ge=1, le=65535, validation_alias="DONOR_MATCH_API_PORT")
     max_matches: int = Field(100, ge=1, validation_alias="DONOR_MATCH_MAX_MATCHES")
+    # How much a nonprofit's unmet funding need re-ranks matches when a query gives no
+    # `impactWeight` (0: the model's order alone; see graph_model/ranking.py).
+    impact_weight: float = Field(0.2, ge=0, le=1, validation_alias="DONOR_MATCH_IMPACT_WEIGHT")
+    # How often each API process re-reads funding needs written by other processes or loads.
+    needs_refresh_s: float = Field(5.0, gt=0, validation_alias="DONOR_MATCH_NEEDS_REFRESH_S")
     # Subscription fan-out across processes; unset: the embedded store's Redis (FalkorDB), or
     # in-process only when the store is Neo4j.
     redis_url: str | None = Field(None, validation_alias="DONOR_MATCH_REDIS_URL")

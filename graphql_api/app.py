@@ -44,7 +44,7 @@ from graph_store import GraphStore, StoreError, StoreSettings, open_store
 from graphql_api.context import Services
 from graphql_api.graphiql import graphiql
 from graphql_api.limits import BodySizeLimit
-from graphql_api.loaders import nonprofit_loader
+from graphql_api.loaders import initiative_loader, nonprofit_loader
 from graphql_api.observability import ApiMetrics, CountingStore, RequestIdMiddleware
 from graphql_api.schema import build_schema
 
@@ -66,14 +66,18 @@ def build_services(
     model = ServedModel(settings.models_dir)
     catalog = CatalogService(store)
     api_keys = ApiKeyService(store)
+    matches = MatchService(
+        store, catalog, model, settings.max_matches, events,
+        impact_weight=settings.impact_weight, needs_refresh_s=settings.needs_refresh_s,
+    )
     return Services(
         auth=AuthService(TokenService(auth_settings), api_keys),
         admin=AdminService(api_keys),
         analytics=AnalyticsService(analyst_store, settings.analytics_row_cap),
         catalog=catalog,
-        matches=MatchService(store, catalog, model, settings.max_matches, events),
+        matches=matches,
         donations=DonationService(store, catalog, events),
-        profiles=ProfileService(store, catalog, events),
+        profiles=ProfileService(store, catalog, events, needs_changed=matches.needs_changed),
         insights=InsightsService(store, catalog, settings.insights_min_group),
         events=events,
     )
@@ -132,6 +136,9 @@ class _GraphQLApp(GraphQL[dict[str, Any], None]):
             "client": f"ip:{client}",
             # A subscription's context lives as long as it does: no cache, or it would go stale.
             "nonprofit_loader": nonprofit_loader(
+                self._services.catalog, cache=not isinstance(request, WebSocket)
+            ),
+            "initiative_loader": initiative_loader(
                 self._services.catalog, cache=not isinstance(request, WebSocket)
             ),
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 from strawberry.dataloader import DataLoader
 
+from donor_match.domain import Initiative
 from donor_match.services.catalog import CatalogService
 from graphql_api.types import Nonprofit
 
@@ -15,5 +16,17 @@ def nonprofit_loader(catalog: CatalogService, *, cache: bool) -> DataLoader[str,
     async def load(ids: list[str]) -> list[Nonprofit | None]:
         found = {n.id: n for n in await run_in_threadpool(catalog.nonprofits, ids)}
         return [Nonprofit.of(found[i]) if i in found else None for i in ids]
+
+    return DataLoader(load_fn=load, cache=cache)
+
+
+def initiative_loader(
+    catalog: CatalogService, *, cache: bool
+) -> DataLoader[str, list[Initiative]]:
+    """Each nonprofit's initiatives, batched per event-loop tick: one read for a whole page."""
+
+    async def load(ids: list[str]) -> list[list[Initiative]]:
+        found = await run_in_threadpool(catalog.initiatives, ids)
+        return [found[i] for i in ids]
 
     return DataLoader(load_fn=load, cache=cache)

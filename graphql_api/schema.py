@@ -33,6 +33,8 @@ from graphql_api.types import (
     Donor,
     DonorPreferencesInput,
     FeedbackAction,
+    Initiative,
+    InitiativeInput,
     KeyRole,
     Match,
     MatchFilter,
@@ -111,9 +113,14 @@ class Query:
     async def causes(self, info: Ctx) -> list[Cause]:
         return [Cause.of(c) for c in await run_in_threadpool(services(info).catalog.causes)]
 
+    @strawberry.field(description="A cause by id; NOT_FOUND if unknown.")
+    async def cause(self, info: Ctx, id: strawberry.ID) -> Cause:
+        return Cause.of(await run_in_threadpool(services(info).catalog.cause, id))
+
     @strawberry.field(
-        description="The donor's best nonprofits from the served model, excluding those the "
-        "donor already supports."
+        description="The donor's best nonprofits from the served model, re-ranked by impact and "
+        "explained, excluding by default those the donor already supports. Page with `after` "
+        "(a match's `cursor`); `impactWeight` in [0, 1] defaults to the server's setting."
     )
     async def matches(
         self,
@@ -121,6 +128,8 @@ class Query:
         donor_id: strawberry.ID,
         first: int = 10,
         filter: MatchFilter | None = None,
+        after: str | None = None,
+        impact_weight: float | None = None,
     ) -> list[Match]:
         filter = filter or MatchFilter()
         only = NonprofitQuery(
@@ -134,6 +143,8 @@ class Query:
             first,
             only,
             filter.exclude_supported,
+            after,
+            impact_weight,
         )
         info.context["metrics"].matches_served.inc(len(found))
         return [Match.of(m) for m in found]
@@ -174,6 +185,27 @@ class Mutation:
             services(info).profiles.upsert_nonprofit, principal(info), input.profile()
         )
         return Nonprofit.of(nonprofit)
+
+    @strawberry.mutation(description="A nonprofit's current unmet funding need (null: none).")
+    async def set_funding_need(
+        self, info: Ctx, nonprofit_id: strawberry.ID, funding_need: float | None
+    ) -> Nonprofit:
+        nonprofit = await run_in_threadpool(
+            services(info).profiles.set_funding_need, principal(info), nonprofit_id, funding_need
+        )
+        return Nonprofit.of(nonprofit)
+
+    @strawberry.mutation(description="Create or replace one of a nonprofit's own initiatives.")
+    async def upsert_initiative(self, info: Ctx, input: InitiativeInput) -> Initiative:
+        initiative = await run_in_threadpool(
+            services(info).profiles.upsert_initiative, principal(info), input.draft()
+        )
+        return Initiative.of(initiative)
+
+    @strawberry.mutation(description="Remove one of a nonprofit's own initiatives.")
+    async def delete_initiative(self, info: Ctx, id: strawberry.ID) -> bool:
+        await run_in_threadpool(services(info).profiles.delete_initiative, principal(info), id)
+        return True
 
     @strawberry.mutation(description="What the donor did with a match; kept as training signal.")
     async def match_feedback(

@@ -12,7 +12,7 @@ from donor_match import domain
 from donor_match.errors import InvalidInputError
 from donor_match.services import insights, matching
 from donor_match.services.catalog import NonprofitQuery
-from donor_match.services.profiles import NonprofitProfile
+from donor_match.services.profiles import InitiativeDraft, NonprofitProfile
 
 
 @strawberry.type
@@ -54,6 +54,31 @@ class Donor:
         )
 
 
+@strawberry.type(description="A nonprofit's campaign or project and what it still needs.")
+class Initiative:
+    id: strawberry.ID
+    nonprofit_id: strawberry.ID
+    title: str | None
+    description: str | None
+    causes: list[Cause]
+    funding_goal: float | None = strawberry.field(description="What the initiative raises in all.")
+    funding_need: float | None = strawberry.field(description="The unmet part of the goal.")
+    posted_at: int | None = strawberry.field(description="Seconds since the Unix epoch, UTC.")
+
+    @classmethod
+    def of(cls, initiative: domain.Initiative) -> Initiative:
+        return cls(
+            id=strawberry.ID(initiative.id),
+            nonprofit_id=strawberry.ID(initiative.nonprofit_id),
+            title=initiative.title,
+            description=initiative.description,
+            causes=[Cause.of(c) for c in initiative.causes],
+            funding_goal=initiative.funding_goal,
+            funding_need=initiative.funding_need,
+            posted_at=initiative.posted_ts,
+        )
+
+
 @strawberry.type
 class Nonprofit:
     id: strawberry.ID
@@ -62,6 +87,11 @@ class Nonprofit:
     causes: list[Cause]
     description: str | None
     funding_need: float | None = strawberry.field(description="Unmet funding it asks for.")
+
+    @strawberry.field(description="Its initiatives by id (batched across nonprofits).")
+    async def initiatives(self, info: strawberry.Info) -> list[Initiative]:
+        found = await info.context["initiative_loader"].load(self.id)
+        return [Initiative.of(i) for i in found]
 
     @classmethod
     def of(cls, nonprofit: domain.Nonprofit) -> Nonprofit:
@@ -75,12 +105,48 @@ class Nonprofit:
         )
 
 
+@strawberry.type(description="Why a nonprofit was matched to the donor.")
+class MatchReasons:
+    shared_causes: list[Cause] = strawberry.field(
+        description="The donor's stated or given-to causes that the nonprofit works on."
+    )
+    similar_donors: int = strawberry.field(
+        description="Other donors who gave where this donor gave and also gave here."
+    )
+    distance_km: float | None = strawberry.field(
+        description="From the donor's region to the nonprofit's; null when either is unknown."
+    )
+    same_region: bool
+    summary: list[str] = strawberry.field(description="The reasons as short sentences.")
+
+    @classmethod
+    def of(cls, reasons: domain.MatchReasons) -> MatchReasons:
+        return cls(
+            shared_causes=[Cause.of(c) for c in reasons.shared_causes],
+            similar_donors=reasons.similar_donors,
+            distance_km=reasons.distance_km,
+            same_region=reasons.same_region,
+            summary=matching.reason_text(reasons),
+        )
+
+
 @strawberry.type
 class Match:
     id: strawberry.ID = strawberry.field(description="Names this match in `matchFeedback`.")
-    rank: int = strawberry.field(description="1 for the best match.")
-    score: float = strawberry.field(description="Model score; higher is a better match.")
+    rank: int = strawberry.field(description="1 for the best match on this page.")
+    score: float = strawberry.field(
+        description="What matches are ranked by: probability adjusted by impact (higher first)."
+    )
+    probability: float = strawberry.field(
+        description="The model's relative probability that the donor gives here, in [0, 1]."
+    )
+    impact: float = strawberry.field(
+        description="The nonprofit's impact from its unmet funding need, in [0, 1]; "
+        "score = probability * ((1 - impactWeight) + impactWeight * impact)."
+    )
+    cursor: str = strawberry.field(description="Pass as `after` for the matches after this one.")
     nonprofit: Nonprofit
+    reasons: MatchReasons
 
     @classmethod
     def of(cls, match: domain.Match) -> Match:
@@ -88,7 +154,11 @@ class Match:
             id=strawberry.ID(match.id),
             rank=match.rank,
             score=match.score,
+            probability=match.probability,
+            impact=match.impact,
+            cursor=match.cursor,
             nonprofit=Nonprofit.of(match.nonprofit),
+            reasons=MatchReasons.of(match.reasons),
         )
 
 
@@ -220,6 +290,27 @@ class NonprofitProfileInput:
         return NonprofitProfile(
             self.id, self.name, self.region_id, tuple(self.cause_ids), self.description,
             self.funding_need,
+        )
+
+
+@strawberry.input(description="An initiative as its nonprofit writes it; no id creates one.")
+class InitiativeInput:
+    nonprofit_id: strawberry.ID
+    title: str
+    cause_ids: list[strawberry.ID]
+    id: strawberry.ID | None = strawberry.field(
+        default=None, description="The initiative to replace; omitted: a new one."
+    )
+    description: str | None = None
+    funding_goal: float | None = None
+    funding_need: float | None = strawberry.field(
+        default=None, description="The unmet part of the goal; counts toward match impact."
+    )
+
+    def draft(self) -> InitiativeDraft:
+        return InitiativeDraft(
+            self.nonprofit_id, self.title, tuple(self.cause_ids), self.id, self.description,
+            self.funding_goal, self.funding_need,
         )
 
 

@@ -67,6 +67,16 @@ OPERATIONS: dict[str, tuple[str, set[str]]] = {
                         {"nonprofit-self", "admin"}),
     "matchFeedback": ('mutation { matchFeedback(matchId: "{match_id}", action: CLICKED) }',
                       {"donor-self", "admin"}),
+    # Writes back the need as loaded (none), and the same initiative each time.
+    "setFundingNeed": (f'mutation {{ setFundingNeed(nonprofitId: "{NONPROFIT}", '
+                       "fundingNeed: null) { id } }",
+                       {"nonprofit-self", "admin"}),
+    "upsertInitiative": (f'mutation {{ upsertInitiative(input: {{id: "authz-{NONPROFIT}", '
+                         f'nonprofitId: "{NONPROFIT}", title: "Authz", causeIds: '
+                         "{nonprofit_causes}}) { id } }",
+                         {"nonprofit-self", "admin"}),
+    "deleteInitiative": ('mutation { deleteInitiative(id: "{initiative_id}") }',
+                         {"nonprofit-self", "admin"}),
 }
 PUBLIC = [f'{{ nonprofit(id: "{NONPROFIT}") {{ name causes {{ id }} }} }}', "{ causes { id } }"]
 
@@ -111,6 +121,18 @@ def new_key(client: TestClient, served_graph: ServedGraph, role: str = "INTEGRAT
     return body["data"]["createApiKey"]
 
 
+def new_initiative(client: TestClient, served_graph: ServedGraph) -> str:
+    """A fresh initiative of NONPROFIT, for a test that deletes one."""
+    cause = causes_of(served_graph, "nonprofit", NONPROFIT)[0]
+    body = post(
+        client,
+        f'mutation {{ upsertInitiative(input: {{nonprofitId: "{NONPROFIT}", title: "Doomed", '
+        f'causeIds: ["{cause}"]}}) {{ id }} }}',
+        headers_for(served_graph, "admin"),
+    )
+    return body["data"]["upsertInitiative"]["id"]
+
+
 @pytest.mark.parametrize("caller", CALLERS)
 @pytest.mark.parametrize("operation", OPERATIONS)
 def test_authorization_matrix(
@@ -119,8 +141,11 @@ def test_authorization_matrix(
     query, allowed = OPERATIONS[operation]
     if "{key_id}" in query:
         query = query.replace("{key_id}", new_key(client, served_graph)["id"])
+    if "{initiative_id}" in query:
+        query = query.replace("{initiative_id}", new_initiative(client, served_graph))
     query = (
         query.replace("{donor_causes}", json.dumps(causes_of(served_graph, "donor", DONOR)))
+        .replace("{nonprofit_causes}", json.dumps(causes_of(served_graph, "nonprofit", NONPROFIT)))
         .replace("{nonprofit_profile}", nonprofit_profile(served_graph))
         .replace("{match_id}", match_id(DONOR, NONPROFIT))
     )

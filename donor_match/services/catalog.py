@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from donor_match.domain import Cause, Donor, Nonprofit, Region
+from donor_match.domain import Cause, Donor, Initiative, Nonprofit, Region
 from donor_match.errors import InvalidInputError, NotFoundError
 from donor_match.services.auth import Principal, Role, require_principal
 from graph_store import GraphStore, Row, statement
@@ -88,6 +88,28 @@ class CatalogService:
 
     def causes(self) -> list[Cause]:
         return [Cause(row["id"], row["name"]) for row in self._store.read(statement("api/causes"))]
+
+    def cause(self, cause_id: str) -> Cause:
+        found = [c for c in self.causes() if c.id == cause_id]  # a few dozen causes at most
+        if not found:
+            raise NotFoundError(f"cause {cause_id!r} not found")
+        return found[0]
+
+    def initiatives(self, nonprofit_ids: Sequence[str]) -> dict[str, list[Initiative]]:
+        """Each nonprofit's initiatives by id (empty for unknown ids), in one round trip."""
+        rows = self._store.read(
+            statement("api/initiatives_by_nonprofits"), {"ids": list(dict.fromkeys(nonprofit_ids))}
+        )
+        found: dict[str, list[Initiative]] = {i: [] for i in nonprofit_ids}
+        for row in rows:
+            found[row["nonprofit_id"]].append(
+                Initiative(
+                    row["id"], row["nonprofit_id"], row["title"], _causes(row),
+                    row["description"], row["funding_goal"], row["funding_need"],
+                    row["posted_ts"],
+                )
+            )
+        return found
 
 
 def _region(row: Row) -> Region | None:

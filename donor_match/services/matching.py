@@ -1,23 +1,36 @@
-"""Personal matches: top-K nonprofits for a donor from the served model's embeddings."""
+"""Personal matches: a donor's best nonprofits from the served model's embeddings, re-ranked by
+impact and explained, one page at a time.
+
+A page costs two store reads whatever its size: the donor's context (region, causes, gifts) and
+the page's nonprofits with their explanations. Ranking runs over every nonprofit in numpy.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
+import math
+import threading
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
 from anyio import to_thread
 
-from donor_match.domain import Match
-from donor_match.errors import InvalidInputError, UnavailableError
+from donor_match.domain import Cause, Match, MatchReasons, Nonprofit, Region
+from donor_match.errors import InvalidInputError, NotFoundError, UnavailableError
 from donor_match.services.auth import Principal, Role, require_principal
 from donor_match.services.catalog import CatalogService, NonprofitQuery
 from donor_match.services.events import EventBus, matches_topic
 from donor_match.services.served_model import ServedModel
 from graph_model.artifacts import ModelArtifact
-from graph_store import GraphStore, statement
+from graph_model.ranking import Explanation, haversine_km, impact_adjusted, impact_of
+from graph_store import GraphStore, Row, StoreError, statement
+
+log = logging.getLogger(__name__)
 
 
 class FeedbackAction(StrEnum):
@@ -41,6 +54,108 @@ def parse_match_id(value: str) -> tuple[str, str]:
     return donor_id, nonprofit_id
 
 
+_CURSOR_PREFIX = "match:"
+
+
+def encode_match_cursor(score: float, position: int) -> str:
+    """Keyset cursor: the last match's ranking score and its position in the model's index."""
+    text = f"{_CURSOR_PREFIX}{score!r}:{position}"
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def decode_match_cursor(cursor: str) -> tuple[float, int]:
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        if not text.startswith(_CURSOR_PREFIX):
+            raise ValueError(text)
+        score, position = text.removeprefix(_CURSOR_PREFIX).split(":")
+        parsed = float(score), int(position)
+    except (ValueError, UnicodeError) as exc:
+        raise InvalidInputError(f"after: {cursor!r} is not a match cursor from this API") from exc
+    if not math.isfinite(parsed[0]) or parsed[1] < 0:
+        raise InvalidInputError(f"after: {cursor!r} is not a match cursor from this API")
+    return parsed
+
+
+@dataclass(frozen=True)
+class _DonorContext:
+    region_id: str | None
+    location: tuple[float, float] | None
+    causes: frozenset[str]  # stated interests and causes of nonprofits given to
+    supported: frozenset[str]
+
+
+class _NeedIndex:
+    """Unmet funding need per nonprofit, as impact aligned with a model's nonprofit index.
+
+    Read from the store in one statement and kept for `refresh_s`; a stale copy keeps being
+    served while a background thread re-reads it, so no request waits on the full scan (only the
+    very first one does). Changes made through this process apply at once (`invalidate`).
+    """
+
+    def __init__(self, store: GraphStore, refresh_s: float) -> None:
+        self._store = store
+        self._refresh_s = refresh_s
+        self._lock = threading.Lock()
+        self._needs: dict[str, float] | None = None
+        self._read_at = float("-inf")
+        self._refreshing = False
+        self._generation = 0  # moves on each invalidation: a read begun before it is stale
+        # The impact last computed, with the needs and the model it was computed for.
+        self._impact: tuple[dict[str, float], ModelArtifact, np.ndarray] | None = None
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._needs, self._impact = None, None
+            self._generation += 1
+
+    def impact(self, model: ModelArtifact, positions: dict[str, int]) -> np.ndarray:
+        needs = self._current()
+        with self._lock:
+            cached = self._impact
+        if cached is not None and cached[0] is needs and cached[1] is model:
+            return cached[2]
+        unmet = np.zeros(len(model.nonprofit_ids))
+        for nonprofit_id, need in needs.items():
+            if (position := positions.get(nonprofit_id)) is not None:
+                unmet[position] = need
+        impact = impact_of(unmet)
+        with self._lock:
+            self._impact = (needs, model, impact)
+        return impact
+
+    def _current(self) -> dict[str, float]:
+        with self._lock:
+            needs, stale = self._needs, time.monotonic() - self._read_at >= self._refresh_s
+            start_refresh = needs is not None and stale and not self._refreshing
+            if start_refresh:
+                self._refreshing = True
+        if needs is None:
+            return self._read()
+        if start_refresh:
+            threading.Thread(target=self._background_read, daemon=True).start()
+        return needs
+
+    def _background_read(self) -> None:
+        try:
+            self._read()
+        except StoreError as exc:  # keep serving the last needs; the next request retries
+            log.warning("could not refresh funding needs: %s", exc)
+        finally:
+            with self._lock:
+                self._refreshing = False
+
+    def _read(self) -> dict[str, float]:
+        with self._lock:
+            generation = self._generation
+        rows = self._store.read(statement("api/nonprofit_needs"))
+        needs = {row["id"]: float(row["need"]) for row in rows}
+        with self._lock:
+            if generation == self._generation:  # else a change came in while reading
+                self._needs, self._read_at = needs, time.monotonic()
+        return needs
+
+
 class MatchService:
     def __init__(
         self,
@@ -49,16 +164,26 @@ class MatchService:
         model: ServedModel,
         max_first: int,
         events: EventBus,
+        impact_weight: float = 0.0,
+        needs_refresh_s: float = 5.0,
     ) -> None:
+        _check_weight(impact_weight)
         self._events = events
         self._store = store
         self._catalog = catalog
         self._model = model
         self._max_first = max_first
+        self._impact_weight = impact_weight
+        self._needs = _NeedIndex(store, needs_refresh_s)
+        self._positions: tuple[ModelArtifact, dict[str, int]] | None = None
 
     @property
     def model(self) -> ModelArtifact | None:
         return self._model.current()
+
+    def needs_changed(self) -> None:
+        """A nonprofit's or initiative's funding need changed: rank with the new one now."""
+        self._needs.invalidate()
 
     def matches(
         self,
@@ -67,34 +192,64 @@ class MatchService:
         first: int,
         only: NonprofitQuery | None = None,
         exclude_supported: bool = True,
+        after: str | None = None,
+        impact_weight: float | None = None,
     ) -> list[Match]:
-        """The donor's best `first` nonprofits among those `only` admits, by default excluding
-        those the donor already gives to."""
+        """The donor's next `first` nonprofits (after the cursor `after`) among those `only`
+        admits, ranked by the model's relative probability adjusted by impact with weight
+        `impact_weight` (default: the configured one), by default excluding the nonprofits the
+        donor already gives to."""
         require_principal(principal).require_self_or(donor_id, Role.DONOR, Role.ADMIN)
         if not 1 <= first <= self._max_first:
             raise InvalidInputError(f"first must be between 1 and {self._max_first}, got {first}")
-        self._catalog.donor(donor_id)  # NOT_FOUND for unknown donors
+        weight = self._impact_weight if impact_weight is None else impact_weight
+        _check_weight(weight)
+        cursor = decode_match_cursor(after) if after is not None else None
+        context = self._context(donor_id)  # NOT_FOUND for unknown donors
         model = self._model.current()
         if model is None:
             raise UnavailableError("no trained model is served yet; run `donor-match train`")
-        excluded: set[str] = set()
+        positions = self._positions_of(model)
+
+        raw = _model_scores(model, donor_id)
+        # Exclusions are -inf before normalising, so they neither rank nor stretch the scale.
         if exclude_supported:
-            # From the live graph, so gifts made after training count.
-            excluded |= {
-                row["id"]
-                for row in self._store.read(
-                    statement("api/supported_nonprofit_ids"), {"donor_id": donor_id}
-                )
-            }
+            raw[[positions[i] for i in context.supported if i in positions]] = -np.inf
         if only is not None and (only.cause_ids is not None or only.region_ids is not None):
-            excluded |= set(model.nonprofit_ids) - self._catalog.nonprofit_ids(only)
-        ranked = model.recommend(donor_id, first, exclude=excluded)
-        nonprofits = {n.id: n for n in self._catalog.nonprofits([i for i, _ in ranked])}
-        present = [(nonprofits[i], score) for i, score in ranked if i in nonprofits]
-        return [
-            Match(match_id(donor_id, n.id), rank, score, n)
-            for rank, (n, score) in enumerate(present, start=1)
-        ]
+            admitted = np.zeros(len(raw), dtype=bool)
+            wanted = self._catalog.nonprofit_ids(only)
+            admitted[[positions[i] for i in wanted if i in positions]] = True
+            raw[~admitted] = -np.inf
+        impact = self._needs.impact(model, positions)
+        scores = impact_adjusted(raw, impact, weight)
+        relative = scores if weight == 0 else impact_adjusted(raw, impact, 0.0)
+        page = _page(scores, first, cursor)
+
+        rows = self._store.read(
+            statement("api/match_page"),
+            {"ids": [model.nonprofit_ids[p] for p in page], "donor_id": donor_id,
+             "supported_ids": sorted(context.supported)},
+        )
+        by_id = {row["id"]: row for row in rows}
+        found: list[Match] = []
+        for p in page:
+            row = by_id.get(model.nonprofit_ids[p])
+            if row is None:  # in the model, since deleted from the graph
+                continue
+            nonprofit = _nonprofit(row)
+            found.append(
+                Match(
+                    id=match_id(donor_id, nonprofit.id),
+                    rank=len(found) + 1,
+                    score=float(scores[p]),
+                    nonprofit=nonprofit,
+                    probability=float(relative[p]),
+                    impact=float(impact[p]),
+                    reasons=_reasons(context, row, nonprofit),
+                    cursor=encode_match_cursor(float(scores[p]), int(p)),
+                )
+            )
+        return found
 
     async def updates(
         self, principal: Principal | None, donor_id: str, first: int
@@ -119,3 +274,85 @@ class MatchService:
         if not rows or rows[0]["written"] == 0:
             self._catalog.donor(donor_id)
             self._catalog.nonprofit(nonprofit_id)
+
+    def _context(self, donor_id: str) -> _DonorContext:
+        rows = self._store.read(statement("api/match_context"), {"donor_id": donor_id})
+        if not rows:
+            raise NotFoundError(f"donor {donor_id!r} not found")
+        row = rows[0]
+        located = row["lat"] is not None and row["lon"] is not None
+        return _DonorContext(
+            region_id=row["region_id"],
+            location=(float(row["lat"]), float(row["lon"])) if located else None,
+            causes=frozenset(row["interests"]) | frozenset(row["given_causes"]),
+            supported=frozenset(row["supported"]),
+        )
+
+    def _positions_of(self, model: ModelArtifact) -> dict[str, int]:
+        cached = self._positions
+        if cached is None or cached[0] is not model:
+            cached = (model, {n: i for i, n in enumerate(model.nonprofit_ids)})
+            self._positions = cached
+        return cached[1]
+
+
+def _check_weight(weight: float) -> None:
+    if not (math.isfinite(weight) and 0.0 <= weight <= 1.0):
+        raise InvalidInputError(f"impactWeight must be within [0, 1], got {weight}")
+
+
+def _model_scores(model: ModelArtifact, donor_id: str) -> np.ndarray:
+    """Scores over every nonprofit; donors unknown to the model (joined after its snapshot) get
+    the popularity ranking (training donation counts)."""
+    # The artifact's own id index (ModelArtifact has no public lookup yet; a second index of
+    # a million donors per process would cost ~100 MB).
+    row = model._donor_index.get(donor_id)
+    if row is None:
+        return model.nonprofit_popularity.astype(np.float64)
+    return (model.nonprofit_embeddings @ model.donor_embeddings[row]).astype(np.float64)
+
+
+def _page(scores: np.ndarray, first: int, cursor: tuple[float, int] | None) -> list[int]:
+    """Positions of the `first` best scores after `cursor`, best first; ties by position.
+
+    argpartition keeps this linear in the number of nonprofits (a full sort of 100k scores
+    costs more than the rest of the request).
+    """
+    if cursor is not None:
+        score, position = cursor
+        index = np.arange(len(scores))
+        scores = np.where(
+            (scores > score) | ((scores == score) & (index <= position)), -np.inf, scores
+        )
+    candidates = np.flatnonzero(np.isfinite(scores))
+    if len(candidates) > first:
+        best = np.argpartition(-scores[candidates], first - 1)[:first]
+        candidates = candidates[best]
+    order = np.lexsort((candidates, -scores[candidates]))
+    return [int(p) for p in candidates[order]]
+
+
+def _nonprofit(row: Row) -> Nonprofit:
+    region = Region(row["region_id"], row["region_name"]) if row["region_id"] is not None else None
+    causes = tuple(sorted((Cause(c["id"], c["name"]) for c in row["causes"]), key=lambda c: c.id))
+    return Nonprofit(row["id"], row["name"], region, causes, row["description"],
+                     row["funding_need"])
+
+
+def _reasons(context: _DonorContext, row: Row, nonprofit: Nonprofit) -> MatchReasons:
+    shared = tuple(c for c in nonprofit.causes if c.id in context.causes)
+    distance = None
+    if context.location is not None and row["lat"] is not None and row["lon"] is not None:
+        distance = round(haversine_km(*context.location, float(row["lat"]), float(row["lon"])), 1)
+    same_region = context.region_id is not None and context.region_id == row["region_id"]
+    return MatchReasons(shared, int(row["similar_donors"]), distance, same_region)
+
+
+def reason_text(reasons: MatchReasons) -> list[str]:
+    """The reasons as short sentences for a donor (graph_model.ranking's wording)."""
+    return Explanation(
+        shared_causes=[c.name for c in reasons.shared_causes],
+        similar_donors=reasons.similar_donors,
+        distance_km=reasons.distance_km,
+        same_region=reasons.same_region,
+    ).reasons()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Sequence
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from anyio import to_thread
 
-from donor_match.domain import Donor, Nonprofit
-from donor_match.errors import InvalidInputError
+from donor_match.domain import Donor, Initiative, Nonprofit
+from donor_match.errors import InvalidInputError, NotFoundError
 from donor_match.services.auth import Principal, Role, require_principal
 from donor_match.services.catalog import CatalogService
 from donor_match.services.events import EventBus, matches_topic, nonprofit_topic
@@ -18,6 +20,7 @@ from graph_store import GraphStore, statement
 MAX_NAME = 200
 MAX_DESCRIPTION = 5_000
 MAX_CAUSES = 20
+API_WRITER = "api"  # recorded as an initiative's load_id, beside the ETL loads' ids
 
 
 @dataclass(frozen=True)
@@ -30,11 +33,32 @@ class NonprofitProfile:
     funding_need: float | None = None  # unmet funding the nonprofit asks for
 
 
+@dataclass(frozen=True)
+class InitiativeDraft:
+    """An initiative as its nonprofit writes it; no id creates a new one."""
+
+    nonprofit_id: str
+    title: str
+    cause_ids: tuple[str, ...]
+    id: str | None = None
+    description: str | None = None
+    funding_goal: float | None = None
+    funding_need: float | None = None  # the unmet part of the goal
+
+
 class ProfileService:
-    def __init__(self, store: GraphStore, catalog: CatalogService, events: EventBus) -> None:
+    def __init__(
+        self,
+        store: GraphStore,
+        catalog: CatalogService,
+        events: EventBus,
+        needs_changed: Callable[[], None] = lambda: None,
+    ) -> None:
         self._store = store
         self._catalog = catalog
         self._events = events
+        # Matching ranks by unmet need: tell it when a need may have changed.
+        self._needs_changed = needs_changed
 
     def set_donor_preferences(
         self,
@@ -84,8 +108,92 @@ class ProfileService:
             statement("api/set_nonprofit_causes"),
             {"id": profile.id, "cause_ids": list(dict.fromkeys(profile.cause_ids))},
         )
+        self._needs_changed()
         self._events.publish(nonprofit_topic(profile.id), {"nonprofit_id": profile.id})
         return self._catalog.nonprofit(profile.id)
+
+    def set_funding_need(
+        self, principal: Principal | None, nonprofit_id: str, funding_need: float | None
+    ) -> Nonprofit:
+        """A nonprofit's current unmet need (None: none stated): the nonprofit or an admin."""
+        require_principal(principal).require_self_or(nonprofit_id, Role.NONPROFIT, Role.ADMIN)
+        _check_amount("fundingNeed", funding_need)
+        rows = self._store.write(
+            statement("api/set_funding_need"), {"id": nonprofit_id, "funding_need": funding_need}
+        )
+        if not rows or rows[0]["written"] == 0:
+            raise NotFoundError(f"nonprofit {nonprofit_id!r} not found")
+        self._needs_changed()
+        self._events.publish(nonprofit_topic(nonprofit_id), {"nonprofit_id": nonprofit_id})
+        return self._catalog.nonprofit(nonprofit_id)
+
+    def upsert_initiative(self, principal: Principal | None, draft: InitiativeDraft) -> Initiative:
+        """Create or replace one of a nonprofit's initiatives: the nonprofit itself, or an admin.
+
+        An existing initiative stays with the nonprofit it belongs to: only its owner (or an
+        admin) may change it, and it cannot be moved to another nonprofit.
+        """
+        caller = require_principal(principal)
+        caller.require_self_or(draft.nonprofit_id, Role.NONPROFIT, Role.ADMIN)
+        if draft.id is not None and not draft.id.strip():
+            raise InvalidInputError("id must not be blank")
+        if draft.id is not None:
+            owner = self._owner(draft.id)
+            if owner is not None:
+                caller.require_self_or(owner, Role.NONPROFIT, Role.ADMIN)
+                if owner != draft.nonprofit_id:
+                    raise InvalidInputError(
+                        f"initiative {draft.id!r} belongs to nonprofit {owner!r}; it cannot move"
+                    )
+        title = draft.title.strip()
+        if not title or len(title) > MAX_NAME:
+            raise InvalidInputError(f"title must be 1 to {MAX_NAME} characters")
+        if draft.description is not None and len(draft.description) > MAX_DESCRIPTION:
+            raise InvalidInputError(f"description must be at most {MAX_DESCRIPTION} characters")
+        if not draft.cause_ids:
+            raise InvalidInputError("causeIds must name at least one cause")
+        self._check_causes(draft.cause_ids)
+        _check_amount("fundingGoal", draft.funding_goal)
+        _check_amount("fundingNeed", draft.funding_need)
+        if (draft.funding_goal is not None and draft.funding_need is not None
+                and draft.funding_need > draft.funding_goal):
+            raise InvalidInputError(
+                f"fundingNeed ({draft.funding_need}) must not exceed fundingGoal "
+                f"({draft.funding_goal})"
+            )
+        self._catalog.nonprofit(draft.nonprofit_id)  # NOT_FOUND
+        initiative_id = draft.id or f"initiative-{uuid.uuid4()}"
+        self._store.write(
+            statement("api/upsert_initiative"),
+            {"id": initiative_id, "nonprofit_id": draft.nonprofit_id, "title": title,
+             "description": draft.description, "funding_goal": draft.funding_goal,
+             "funding_need": draft.funding_need, "cause_ids": list(dict.fromkeys(draft.cause_ids)),
+             "now": int(time.time()), "load_id": API_WRITER},
+        )
+        self._needs_changed()
+        self._events.publish(nonprofit_topic(draft.nonprofit_id),
+                             {"nonprofit_id": draft.nonprofit_id})
+        (initiative,) = [
+            i for i in self._catalog.initiatives([draft.nonprofit_id])[draft.nonprofit_id]
+            if i.id == initiative_id
+        ]
+        return initiative
+
+    def delete_initiative(self, principal: Principal | None, initiative_id: str) -> None:
+        """Remove an initiative: its nonprofit or an admin."""
+        caller = require_principal(principal)
+        caller.require(Role.NONPROFIT, Role.ADMIN)
+        owner = self._owner(initiative_id)
+        if owner is None:
+            raise NotFoundError(f"initiative {initiative_id!r} not found")
+        caller.require_self_or(owner, Role.NONPROFIT, Role.ADMIN)
+        self._store.write(statement("api/delete_initiative"), {"id": initiative_id})
+        self._needs_changed()
+        self._events.publish(nonprofit_topic(owner), {"nonprofit_id": owner})
+
+    def _owner(self, initiative_id: str) -> str | None:
+        rows = self._store.read(statement("api/initiative_owner"), {"id": initiative_id})
+        return rows[0]["nonprofit_id"] if rows else None
 
     async def nonprofit_updates(self, nonprofit_id: str) -> AsyncIterator[Nonprofit]:
         """The nonprofit's (public) profile each time it changes."""

@@ -1,0 +1,3 @@
+MATCH (i:Initiative {id: $id})
+DETACH DELETE i
+RETURN count(*) AS deleted

@@ -1,0 +1,16 @@
+// Create or replace an initiative of nonprofit $nonprofit_id with its causes. `load_id` names the
+// writer, as ETL loads do; `posted_ts` keeps the first time the initiative was written.
+MATCH (n:Nonprofit {id: $nonprofit_id})
+MERGE (i:Initiative {id: $id})
+SET i.name = $title, i.description = $description, i.funding_goal = $funding_goal,
+    i.funding_need = $funding_need, i.posted_ts = coalesce(i.posted_ts, $now),
+    i.load_id = $load_id
+MERGE (i)-[:INITIATIVE_OF]->(n)
+WITH i
+OPTIONAL MATCH (i)-[old:WORKS_ON]->(:Cause)
+DELETE old
+WITH DISTINCT i
+UNWIND $cause_ids AS cause_id
+MATCH (c:Cause {id: cause_id})
+MERGE (i)-[:WORKS_ON]->(c)
+RETURN count(c) AS linked

@@ -1,0 +1,209 @@
+"""Matches with reasons, impact re-ranking and cursor pages, over real HTTP, store and model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import TEST_AUTH, ServedGraph
+from starlette.testclient import TestClient
+
+from donor_match.services.auth import Role
+from graph_model.ranking import haversine_km
+from graphql_api.app import create_app
+
+MATCHES = """
+query($d: ID!, $first: Int!, $after: String, $w: Float, $f: MatchFilter) {
+  matches(donorId: $d, first: $first, after: $after, impactWeight: $w, filter: $f) {
+    id rank score probability impact cursor
+    nonprofit { id region { id } causes { id name } }
+    reasons { sharedCauses { id name } similarDonors distanceKm sameRegion summary }
+  }
+}
+"""
+RECORD = """mutation($in: RecordDonationInput!) { recordDonation(input: $in) { id } }"""
+NEED = """mutation($n: ID!, $need: Float) {
+  setFundingNeed(nonprofitId: $n, fundingNeed: $need) { id fundingNeed } }"""
+
+
+@pytest.fixture(scope="module")
+def client(served_graph: ServedGraph) -> Iterator[TestClient]:
+    app = create_app(served_graph.app_settings, served_graph.store_settings, TEST_AUTH)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def post(client: TestClient, query: str, headers: dict[str, str], **variables: Any) -> dict:
+    response = client.post("/graphql", json={"query": query, "variables": variables},
+                           headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def codes(body: dict[str, Any]) -> list[str]:
+    return [e["extensions"]["code"] for e in body.get("errors", [])]
+
+
+def rows(served_graph: ServedGraph, table: str) -> list[dict[str, Any]]:
+    return served_graph.tables[table].to_pylist()
+
+
+def active_donor(served_graph: ServedGraph, rank: int = 0) -> str:
+    """A donor with much history that other test modules leave alone (they use the first few
+    donors, and donor 40, by position)."""
+    counts: dict[str, int] = {}
+    for row in rows(served_graph, "donations"):
+        counts[row["donor_id"]] = counts.get(row["donor_id"], 0) + 1
+    used = {r["id"] for r in rows(served_graph, "donors")[:50]}
+    ranked = sorted((d for d in counts if d not in used), key=lambda d: (-counts[d], d))
+    return ranked[rank]
+
+
+def matches(client: TestClient, served_graph: ServedGraph, donor: str, first: int,
+            **variables: Any) -> list[dict[str, Any]]:
+    body = post(client, MATCHES, served_graph.token(Role.DONOR, donor), d=donor, first=first,
+                **variables)
+    assert "errors" not in body, body
+    return body["data"]["matches"]
+
+
+def test_reasons_are_shared_causes_and_distance_from_the_graph(
+    client: TestClient, served_graph: ServedGraph
+) -> None:
+    donor = active_donor(served_graph)
+    (me,) = [d for d in rows(served_graph, "donors") if d["id"] == donor]
+    regions = {r["id"]: r for r in rows(served_graph, "regions")}
+    home = regions[me["region_id"]]
+    np_region = {n["id"]: n["region_id"] for n in rows(served_graph, "nonprofits")}
+    np_causes: dict[str, set[str]] = {}
+    for row in rows(served_graph, "nonprofit_causes"):
+        np_causes.setdefault(row["nonprofit_id"], set()).add(row["cause_id"])
+    given = {r["nonprofit_id"] for r in rows(served_graph, "donations") if r["donor_id"] == donor}
+    mine = {r["cause_id"] for r in rows(served_graph, "donor_causes") if r["donor_id"] == donor}
+    mine |= {c for n in given for c in np_causes.get(n, ())}
+    cause_names = {c["id"]: c["name"] for c in rows(served_graph, "causes")}
+
+    found = matches(client, served_graph, donor, 20)
+    assert len(found) == 20
+    for match in found:
+        nonprofit = match["nonprofit"]["id"]
+        reasons = match["reasons"]
+        shared = {c["id"] for c in reasons["sharedCauses"]}
+        assert shared == np_causes[nonprofit] & mine
+        assert all(c["name"] == cause_names[c["id"]] for c in reasons["sharedCauses"])
+        there = regions[np_region[nonprofit]]
+        expected = haversine_km(home["lat"], home["lon"], there["lat"], there["lon"])
+        assert reasons["distanceKm"] == pytest.approx(expected, abs=0.06)
+        assert reasons["sameRegion"] == (there["id"] == home["id"])
+        assert isinstance(reasons["summary"], list)
+    assert any(m["reasons"]["sharedCauses"] for m in found)  # the planted structure shows
+
+
+def test_similar_donors_counts_others_who_gave_where_the_donor_gave(
+    client: TestClient, served_graph: ServedGraph
+) -> None:
+    donor = active_donor(served_graph, rank=1)
+    given = sorted({r["nonprofit_id"] for r in rows(served_graph, "donations")
+                    if r["donor_id"] == donor})
+    before = {m["nonprofit"]["id"]: m for m in matches(client, served_graph, donor, 5)}
+    assert any(m["reasons"]["similarDonors"] > 0 for m in before.values())
+    target = next(iter(before))
+
+    # A donor who so far gave to neither the target nor anything our donor gave to.
+    donations = rows(served_graph, "donations")
+    busy = {r["donor_id"] for r in donations if r["nonprofit_id"] in {target, *given}}
+    peer = next(d["id"] for d in reversed(rows(served_graph, "donors")) if d["id"] not in busy)
+    admin = served_graph.token(Role.ADMIN, "ops")
+    post(client, RECORD, admin, **{"in": {"donorId": peer, "nonprofitId": target, "amount": 5}})
+    after_one = {m["nonprofit"]["id"]: m for m in matches(client, served_graph, donor, 5)}
+    # Giving to the target alone does not make the peer similar ...
+    assert after_one[target]["reasons"]["similarDonors"] == (
+        before[target]["reasons"]["similarDonors"]
+    )
+    post(client, RECORD, admin, **{"in": {"donorId": peer, "nonprofitId": given[0],
+                                          "amount": 5}})
+    after_both = {m["nonprofit"]["id"]: m for m in matches(client, served_graph, donor, 5)}
+    # ... giving where our donor gave too does, exactly once.
+    assert after_both[target]["reasons"]["similarDonors"] == (
+        before[target]["reasons"]["similarDonors"] + 1
+    )
+
+
+def test_cursor_pages_continue_the_ranking(client: TestClient, served_graph: ServedGraph) -> None:
+    donor = active_donor(served_graph, rank=2)
+    whole = matches(client, served_graph, donor, 12)
+    first = matches(client, served_graph, donor, 5)
+    second = matches(client, served_graph, donor, 5, after=first[-1]["cursor"])
+    third = matches(client, served_graph, donor, 2, after=second[-1]["cursor"])
+    ids = [m["nonprofit"]["id"] for m in first + second + third]
+    assert ids == [m["nonprofit"]["id"] for m in whole]
+    scores = [m["score"] for m in first + second + third]
+    assert scores == sorted(scores, reverse=True)
+
+    me = served_graph.token(Role.DONOR, donor)
+    for bad in ["nonsense", "bWF0Y2g6eDox", "bm9ucHJvZml0OjE="]:  # garbage, bad score, foreign
+        body = post(client, MATCHES, me, d=donor, first=5, after=bad)
+        assert codes(body) == ["BAD_USER_INPUT"], body
+
+
+@pytest.mark.parametrize("weight", [-0.1, 1.5, 1e9])
+def test_impact_weight_outside_zero_to_one_is_bad_input(
+    client: TestClient, served_graph: ServedGraph, weight: float
+) -> None:
+    donor = active_donor(served_graph)
+    body = post(client, MATCHES, served_graph.token(Role.DONOR, donor), d=donor, first=3,
+                w=weight)
+    assert codes(body) == ["BAD_USER_INPUT"]
+    assert "impactWeight" in body["errors"][0]["message"]
+
+
+def test_impact_reranks_by_unmet_need_at_once(
+    client: TestClient, served_graph: ServedGraph
+) -> None:
+    donor = active_donor(served_graph, rank=3)
+    by_model = matches(client, served_graph, donor, 20, w=0.0)
+    for match in by_model:
+        assert match["score"] == pytest.approx(match["probability"])
+    # The model's 15th choice states a need far beyond anyone else's: impact 1.
+    needy = by_model[14]["nonprofit"]["id"]
+    as_needy = served_graph.token(Role.NONPROFIT, needy)
+    assert "errors" not in post(client, NEED, as_needy, n=needy, need=5e11)
+    try:
+        reranked = matches(client, served_graph, donor, 20, w=1.0)
+        ranked = [m["nonprofit"]["id"] for m in reranked]
+        assert ranked.index(needy) < 3
+        assert reranked[ranked.index(needy)]["impact"] == 1.0
+        for match in reranked:
+            assert match["score"] == pytest.approx(match["probability"] * match["impact"])
+        half = matches(client, served_graph, donor, 20, w=0.5)
+        for match in half:
+            expected = match["probability"] * (0.5 + 0.5 * match["impact"])
+            assert match["score"] == pytest.approx(expected)
+        assert [m["nonprofit"]["id"] for m in half].index(needy) < 14
+    finally:
+        post(client, NEED, as_needy, n=needy, need=None)
+    back = matches(client, served_graph, donor, 20, w=0.0)
+    assert [m["nonprofit"]["id"] for m in back] == [m["nonprofit"]["id"] for m in by_model]
+
+
+def test_a_page_of_explained_matches_costs_two_store_round_trips(
+    served_graph: ServedGraph,
+) -> None:
+    # Funding needs are re-read in the background every needs_refresh_s: not during this test.
+    settings = served_graph.app_settings.model_copy(update={"needs_refresh_s": 3600.0})
+    app = create_app(settings, served_graph.store_settings, TEST_AUTH)
+    with TestClient(app) as client:
+
+        def queries() -> float:
+            text = client.get("/metrics").text
+            return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                       if line.startswith("donor_match_store_queries_total{"))
+
+        donor = active_donor(served_graph)
+        matches(client, served_graph, donor, 1)  # funding needs are read once, then kept
+        before = queries()
+        found = matches(client, served_graph, donor, 20)
+        assert len(found) == 20
+        # The donor's context, then the 20 nonprofits with their explanations in one statement.
+        assert queries() - before == 2
