@@ -65,6 +65,9 @@ def test_demo_loads_trains_and_prints_a_working_query(tmp_path: Path) -> None:
         "DONOR_MATCH_FALKORDB_PORT": str(free_port()),
         "DONOR_MATCH_SNAPSHOTS_DIR": str(tmp_path / "snapshots"),
         "DONOR_MATCH_MODELS_DIR": str(tmp_path / "models"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "DONOR_MATCH_MLFLOW_ARTIFACTS_DIR": str(tmp_path / "mlartifacts"),
+        "DONOR_MATCH_TENSORBOARD_DIR": str(tmp_path / "tensorboard"),
     }
     env.pop("DONOR_MATCH_JWT_SECRET", None)
     try:
