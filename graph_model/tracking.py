@@ -4,7 +4,9 @@ TF-free, and MLflow is imported only inside `track_training`, so neither is on t
 path. The run is logged from what training left in the version directory (metrics.json,
 snapshot.json, history.json when train() writes one, TensorBoard event files when it writes them)
 plus the per-step losses the caller collected through train()'s progress callback, so training
-itself needs no hook. Browse with `mlflow ui --backend-store-uri "$MLFLOW_TRACKING_URI"`.
+itself needs no hook. (Writing TensorBoard files needs the `tensorboard` package or TF's
+low-level writer; train() does that, so this module only gathers them.)
+Browse with `mlflow ui --backend-store-uri "$MLFLOW_TRACKING_URI"`.
 """
 
 from __future__ import annotations
@@ -69,18 +71,6 @@ def history_series(history: Any) -> list[tuple[str, float, int]]:
     return series
 
 
-def _write_tensorboard(logdir: Path, series: list[tuple[str, float, int]]) -> None:
-    """TensorBoard event files from the history, for runs whose training wrote none."""
-    import tensorflow as tf  # only here: writing TensorBoard's format needs TF's writer
-
-    logdir.mkdir(parents=True, exist_ok=True)
-    writer = tf.summary.create_file_writer(str(logdir))
-    with writer.as_default():
-        for name, value, step in series:
-            tf.summary.scalar(name, value, step=step)
-    writer.close()
-
-
 def track_training(
     version_dir: Path,
     *,
@@ -95,8 +85,8 @@ def track_training(
 
     Idempotent: a version already logged returns its existing run. `losses` are the per-step
     losses from train()'s progress callback (step i+1 is losses[i]); a history.json in the
-    version directory adds whatever else training recorded. TensorBoard logs land in
-    `tensorboard_dir/<version>` (copied from the version when training wrote them).
+    version directory adds whatever else training recorded. The version's TensorBoard event
+    files are logged with its other files and copied to `tensorboard_dir/<version>`.
     """
     import mlflow
     from mlflow.entities import Metric, Param, RunTag
@@ -158,17 +148,13 @@ def track_training(
             )
         client.log_artifacts(run_id, str(version_dir), "model")
 
-        tensorboard = tensorboard_dir / version
+        # train() writes TensorBoard event files into the version (tensorboard/); a copy per
+        # version under tensorboard_dir lets one `tensorboard --logdir` show every run.
         written = sorted(version_dir.rglob(_TB_EVENTS))
-        if written:
-            for event_file in written:
-                target = tensorboard / event_file.relative_to(version_dir).parent
-                target.mkdir(parents=True, exist_ok=True)
-                (target / event_file.name).write_bytes(event_file.read_bytes())
-        elif series:
-            _write_tensorboard(tensorboard, series)
-        if tensorboard.is_dir():
-            client.log_artifacts(run_id, str(tensorboard), "tensorboard")
+        for event_file in written:
+            target = tensorboard_dir / version / event_file.relative_to(version_dir).parent
+            target.mkdir(parents=True, exist_ok=True)
+            (target / event_file.name).write_bytes(event_file.read_bytes())
         client.set_terminated(run_id)
     except BaseException:
         client.set_terminated(run_id, status="FAILED")

@@ -222,7 +222,9 @@ def test_history_series_reads_both_shapes() -> None:
 def test_training_runs_are_tracked_in_mlflow(good: Path, tmp_path: Path) -> None:
     version = tmp_path / "models" / "v1"
     shutil.copytree(good, version)
-    (version / "history.json").write_text(json.dumps([{"epoch": 1, "recall@20": 0.3}]))
+    # What train() left there: history.json (loss per step, evaluations) and tensorboard/.
+    history = json.loads((good / "history.json").read_text())
+    assert list(good.glob("tensorboard/**/events.out.tfevents*"))
     uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
     kwargs = {
         "tracking_uri": uri,
@@ -240,8 +242,11 @@ def test_training_runs_are_tracked_in_mlflow(good: Path, tmp_path: Path) -> None
     assert run.data.metrics["model.recall_at_20"] == pytest.approx(metrics["model"]["recall@20"])
     losses = client.get_metric_history(run_id, "loss")
     assert sorted((m.step, round(m.value, 6)) for m in losses) == [(1, 0.9), (2, 0.7), (3, 0.6)]
-    assert [m.value for m in client.get_metric_history(run_id, "recall_at_20")] == [0.3]
+    evaluations = client.get_metric_history(run_id, "recall_at_20")
+    assert sorted((m.step, m.value) for m in evaluations if m.step) == [
+        (e["step"], e["recall@20"]) for e in history["evaluations"]
+    ]
     logged = {a.path for a in client.list_artifacts(run_id, "model")}
-    assert {"model/metrics.json", "model/snapshot.json", "model/saved_model"} <= logged
-    assert client.list_artifacts(run_id, "tensorboard")
+    assert {"model/metrics.json", "model/history.json", "model/saved_model"} <= logged
+    assert "model/tensorboard" in logged
     assert list((tmp_path / "tensorboard" / "v1").rglob("events.out.tfevents*"))
