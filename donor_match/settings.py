@@ -13,6 +13,23 @@ class AppSettings(BaseSettings):
     snapshots_dir: Path = Field(
         Path("var/snapshots"), validation_alias="DONOR_MATCH_SNAPSHOTS_DIR"
     )
+    # Model lifecycle (graph_model.tracking, graph_model.registry, donor_match.pipeline, drift).
+    # MLflow's own variable; a SQLite store because MLflow 3 retired its plain-file store.
+    mlflow_tracking_uri: str = Field(
+        "sqlite:///var/mlflow/mlflow.db", validation_alias="MLFLOW_TRACKING_URI"
+    )
+    mlflow_artifacts_dir: Path = Field(
+        Path("var/mlflow/artifacts"), validation_alias="DONOR_MATCH_MLFLOW_ARTIFACTS_DIR"
+    )
+    tensorboard_dir: Path = Field(
+        Path("var/tensorboard"), validation_alias="DONOR_MATCH_TENSORBOARD_DIR"
+    )
+    pipeline_dir: Path = Field(Path("var/pipeline"), validation_alias="DONOR_MATCH_PIPELINE_DIR")
+    # How far (relative) a candidate's Recall/NDCG may fall below production's and still pass.
+    promotion_tolerance: float = Field(
+        0.05, ge=0, lt=1, validation_alias="DONOR_MATCH_PROMOTION_TOLERANCE"
+    )
+    pushgateway_url: str | None = Field(None, validation_alias="DONOR_MATCH_PUSHGATEWAY_URL")
     api_host: str = Field("127.0.0.1", validation_alias="DONOR_MATCH_API_HOST")
     api_port: int = Field(8000, ge=1, le=65535, validation_alias="DONOR_MATCH_API_PORT")
     max_matches: int = Field(100, ge=1, validation_alias="DONOR_MATCH_MAX_MATCHES")

@@ -151,6 +151,7 @@ class Registry:
 
     def find(self, snapshot_hash: str, config: dict[str, Any]) -> VersionInfo | None:
         """The newest version trained on this snapshot with this configuration, if any."""
+        config = json.loads(json.dumps(config))  # as metrics.json holds it (tuples are lists)
         matches = [
             v
             for v in self.versions()

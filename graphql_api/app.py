@@ -36,8 +36,10 @@ from donor_match.services.donations import DonationService
 from donor_match.services.events import EventBus, InMemoryEventBus, RedisEventBus
 from donor_match.services.insights import InsightsService
 from donor_match.services.matching import MatchService
+from donor_match.services.models import ModelService
 from donor_match.services.profiles import ProfileService
 from donor_match.services.rate_limit import RateLimiter
+from donor_match.services.served_matches import ServedMatchCounter
 from donor_match.services.served_model import ServedModel
 from donor_match.settings import AppSettings, AuthSettings
 from graph_store import GraphStore, StoreError, StoreSettings, open_store
@@ -80,6 +82,8 @@ def build_services(
         profiles=ProfileService(store, catalog, events, needs_changed=matches.needs_changed),
         insights=InsightsService(store, catalog, settings.insights_min_group),
         events=events,
+        models=ModelService(settings.models_dir, settings.promotion_tolerance),
+        served_matches=ServedMatchCounter(store),
     )
 
 

@@ -15,7 +15,9 @@ from donor_match.services.donations import DonationService
 from donor_match.services.events import EventBus
 from donor_match.services.insights import InsightsService
 from donor_match.services.matching import MatchService
+from donor_match.services.models import ModelService
 from donor_match.services.profiles import ProfileService
+from donor_match.services.served_matches import ServedMatchCounter
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class Services:
     profiles: ProfileService
     insights: InsightsService
     events: EventBus
+    models: ModelService
+    served_matches: ServedMatchCounter
 
 
 def services(info: Info[Any, Any]) -> Services:

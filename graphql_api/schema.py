@@ -12,7 +12,9 @@ from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
+    ValidationCache,
 )
 from strawberry.scalars import JSON
 from strawberry.types import Info
@@ -38,6 +40,7 @@ from graphql_api.types import (
     KeyRole,
     Match,
     MatchFilter,
+    ModelPromotion,
     Nonprofit,
     NonprofitConnection,
     NonprofitEdge,
@@ -147,6 +150,8 @@ class Query:
             impact_weight,
         )
         info.context["metrics"].matches_served.inc(len(found))
+        model = services(info).matches.model
+        services(info).served_matches.add(model.version if model else None, len(found))
         return [Match.of(m) for m in found]
 
 
@@ -228,6 +233,18 @@ class Mutation:
         await run_in_threadpool(services(info).admin.revoke_api_key, principal(info), id)
         return True
 
+    @strawberry.mutation(
+        description="Admins: serve a registered model version. Refused with BAD_USER_INPUT when "
+        "it fails its quality gate (the message says why), NOT_FOUND when unknown."
+    )
+    async def promote_model(self, info: Ctx, version: str) -> ModelPromotion:
+        change = await run_in_threadpool(
+            services(info).models.promote, principal(info), version
+        )
+        return ModelPromotion(
+            version=change.version, previous=change.previous, changed=change.action != "unchanged"
+        )
+
 
 @strawberry.type
 class Subscription:
@@ -268,6 +285,10 @@ def build_schema(
         AddValidationRules([cost_rule(settings.max_cost, settings.max_matches)]),
         RateLimit(limiter),
         SubscriptionsNeedWebSocket,
+        # Clients send the same few query texts: parse and validate each once (bounded LRU
+        # caches keyed by the text; the limits above are validation rules, so they still apply).
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)

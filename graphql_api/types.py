@@ -350,3 +350,10 @@ class NonprofitInsights:
             suppressed_groups=found.suppressed_groups,
             min_group_size=found.min_group_size,
         )
+
+
+@strawberry.type(description="The model version served after a promotion.")
+class ModelPromotion:
+    version: str
+    previous: str | None = strawberry.field(description="What was served before, if anything.")
+    changed: bool = strawberry.field(description="False when the version was already served.")

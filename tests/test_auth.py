@@ -20,6 +20,7 @@ from starlette.testclient import TestClient
 from donor_match.services.auth import Role, TokenService, UnauthenticatedError
 from donor_match.services.matching import match_id
 from donor_match.settings import AuthSettings
+from graph_model.artifacts import current_artifact_dir
 from graphql_api.app import create_app
 
 DONOR, OTHER_DONOR = "donor-000001", "donor-000002"
@@ -67,6 +68,8 @@ OPERATIONS: dict[str, tuple[str, set[str]]] = {
                         {"nonprofit-self", "admin"}),
     "matchFeedback": ('mutation { matchFeedback(matchId: "{match_id}", action: CLICKED) }',
                       {"donor-self", "admin"}),
+    # Promotes the version already served, so other tests see no change.
+    "promoteModel": ('mutation { promoteModel(version: "{version}") { changed } }', {"admin"}),
     # Writes back the need as loaded (none), and the same initiative each time.
     "setFundingNeed": (f'mutation {{ setFundingNeed(nonprofitId: "{NONPROFIT}", '
                        "fundingNeed: null) { id } }",
@@ -148,6 +151,7 @@ def test_authorization_matrix(
         .replace("{nonprofit_causes}", json.dumps(causes_of(served_graph, "nonprofit", NONPROFIT)))
         .replace("{nonprofit_profile}", nonprofit_profile(served_graph))
         .replace("{match_id}", match_id(DONOR, NONPROFIT))
+        .replace("{version}", current_artifact_dir(served_graph.app_settings.models_dir).name)
     )
     body = post(client, query, headers_for(served_graph, caller))
     codes = [e["extensions"]["code"] for e in body.get("errors", [])]
