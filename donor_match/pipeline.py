@@ -134,7 +134,8 @@ class Pipeline:
             manifest.save()
             if isinstance(exc, PipelineError):
                 raise
-            raise PipelineError(f"step {manifest.steps[-1].name} failed: {exc}") from exc
+            failed = manifest.steps[-1].name if manifest.steps else "start"
+            raise PipelineError(f"step {failed} failed: {exc}") from exc
         manifest.save()
         return manifest
 
