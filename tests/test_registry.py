@@ -19,7 +19,13 @@ from starlette.testclient import TestClient
 from donor_match.services.auth import Role
 from donor_match.services.served_model import ServedModel
 from etl.snapshot import write_snapshot
-from graph_model.artifacts import CURRENT, current_artifact_dir, read_history
+from graph_model.artifacts import (
+    CURRENT,
+    current_artifact_dir,
+    read_history,
+    registry_lock,
+    set_current,
+)
 from graph_model.config import TrainConfig
 from graph_model.registry import GateFailedError, Registry, RegistryError, UnknownVersionError
 from graph_model.tracking import history_series, track_training
@@ -126,6 +132,22 @@ def test_promote_rollback_and_list(good: Path, untrained: Path, tmp_path: Path) 
         "rollback",
         "rollback",
     ]
+
+
+def test_a_first_version_that_fails_its_gate_is_withdrawn(
+    good: Path, untrained: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(untrained, tmp_path / "v1")
+    with registry_lock(tmp_path):
+        set_current(tmp_path, "v1", action="bootstrap")  # as write_artifact serves a first version
+    registry = Registry(tmp_path)
+    assert not registry.gate("v1").passed
+    assert registry.withdraw("v1")
+    assert registry.current() is None and ServedModel(tmp_path).current() is None
+    shutil.copytree(good, tmp_path / "v2")
+    assert registry.promote("v2").previous is None
+    assert not registry.withdraw("v2")  # only a bootstrap can be withdrawn
+    assert registry.current() == "v2"
 
 
 def test_rollback_needs_a_history(good: Path, tmp_path: Path) -> None:
