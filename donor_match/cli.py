@@ -259,8 +259,14 @@ def train(
     ] = None,
     steps: int = TrainConfig.steps,
     seed: int = 0,
+    track: Annotated[
+        bool, typer.Option(help="Log the run to MLflow (MLFLOW_TRACKING_URI) and TensorBoard.")
+    ] = True,
+    promote: Annotated[
+        bool, typer.Option(help="Serve the new version if it passes the quality gate.")
+    ] = True,
 ) -> None:
-    """Train the TF-GNN link predictor and publish a new model version."""
+    """Train the TF-GNN link predictor and register a new model version (exit 3: gate refused)."""
     settings = AppSettings()
     if snapshot is None:
         from etl.snapshot import export_snapshot
@@ -269,21 +275,36 @@ def train(
             snapshot = export_snapshot(store, settings.snapshots_dir)
     from graph_model.train import train as train_model
 
+    losses: list[float] = []
+
+    def report(step: int, total: int, loss: float) -> None:
+        losses.append(loss)
+        progress.update(task, completed=step, description=f"train (loss {loss:.4f})")
+
     with _progress() as progress:
         task = progress.add_task("train", total=steps)
         version_dir = train_model(
-            snapshot,
-            settings.models_dir,
-            TrainConfig(steps=steps, seed=seed),
-            lambda step, total, loss: progress.update(
-                task, completed=step, description=f"train (loss {loss:.4f})"
-            ),
+            snapshot, settings.models_dir, TrainConfig(steps=steps, seed=seed), report
         )
     metrics = json.loads((version_dir / "metrics.json").read_text())
     table = Table("metric", "value", title=f"model {version_dir.name}")
     for key, value in sorted(_flatten(metrics).items()):
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
+    if track:
+        from graph_model.tracking import track_training
+
+        run_id = track_training(
+            version_dir, tracking_uri=settings.mlflow_tracking_uri,
+            artifacts_dir=settings.mlflow_artifacts_dir,
+            tensorboard_dir=settings.tensorboard_dir, losses=losses, source="cli",
+        )
+        console.print(f"MLflow run {run_id} ({settings.mlflow_tracking_uri})")
+    if promote:
+        model_promote(version_dir.name)
+    else:
+        console.print(f"registered {version_dir.name}; serve it with "
+                      f"`donor-match model promote {version_dir.name}`")
 
 
 def _flatten(value: object, prefix: str = "") -> dict[str, object]:
@@ -293,6 +314,220 @@ def _flatten(value: object, prefix: str = "") -> dict[str, object]:
             flat.update(_flatten(item, f"{prefix}{key}."))
         return flat
     return {prefix.rstrip("."): value}
+
+
+@app.command()
+def benchmark(
+    dataset: Annotated[
+        Path, typer.Option(help="Directory with train.txt and test.txt (LightGCN format).")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Popularity, GF-CF and the TF-GNN model side by side: full ranking, Recall/NDCG@20."""
+    from graph_model.benchmark.dataset import DatasetError, load_dataset
+    from graph_model.benchmark.harness import run_benchmark
+
+    try:
+        data = load_dataset(dataset)
+    except DatasetError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    result = run_benchmark(data, progress=console.print)
+    table = Table("model", f"Recall@{result.k}", f"NDCG@{result.k}", "fit s", "eval s",
+                  title=f"{result.dataset}: {result.evaluated_users} users evaluated")
+    for model in result.models:
+        table.add_row(model.name, f"{model.recall:.4f}", f"{model.ndcg:.4f}",
+                      f"{model.fit_s:.1f}", f"{model.eval_s:.1f}")
+    console.print(table)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+
+
+@app.command()
+def evaluate(
+    snapshot: Annotated[
+        Path | None, typer.Option(help="Snapshot directory; default: export one from the store.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Report directory.")] = Path("var/report"),
+    steps: int = TrainConfig.steps,
+    seed: int = 0,
+) -> None:
+    """GNN vs popularity vs BPR-MF with cold-start slices and the impact sweep: an HTML report."""
+    if snapshot is None:
+        from etl.snapshot import export_snapshot
+
+        with _store() as store:
+            snapshot = export_snapshot(store, AppSettings().snapshots_dir)
+    from graph_model.report import EvaluateConfig, run_evaluation
+
+    with _progress() as progress:
+        task = progress.add_task("train", total=steps)
+        results = run_evaluation(
+            snapshot, out, EvaluateConfig(train=TrainConfig(steps=steps, seed=seed)),
+            lambda step, total, loss: progress.update(task, completed=step),
+        )
+    k = results["k"]
+    table = Table("model", "slice", f"Recall@{k}", f"NDCG@{k}", "MRR", f"coverage@{k}",
+                  "popular share", title=f"evaluation of snapshot {results['snapshot_hash'][:8]}")
+    for model, by_slice in results["metrics"].items():
+        for name, m in by_slice.items():
+            table.add_row(model, name, *(f"{m[c]:.4f}" for c in (
+                f"recall@{k}", f"ndcg@{k}", "mrr", f"coverage@{k}", f"popularity_bias@{k}")))
+    console.print(table)
+    typer.echo(out / "report.html")
+
+
+model_app = typer.Typer(help="Model versions: list, promote, roll back.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+def _registry():
+    from graph_model.registry import Registry
+
+    settings = AppSettings()
+    return Registry(settings.models_dir, settings.promotion_tolerance)
+
+
+@model_app.command("list")
+def model_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the versions as JSON.")] = False,
+) -> None:
+    """Every registered version with its metrics; * marks the served one."""
+    versions = _registry().versions()
+    if as_json:
+        typer.echo(json.dumps([
+            {"version": v.version, "serving": v.serving, "promoted": v.promoted,
+             "snapshot_hash": v.snapshot_hash, "k": v.metrics.get("k"),
+             "model": v.metrics.get("model"), "popularity": v.metrics.get("popularity")}
+            for v in versions
+        ], indent=2))
+        return
+    table = Table("", "version", "recall@k", "ndcg@k", "popularity recall@k", "snapshot",
+                  title=f"models in {AppSettings().models_dir}")
+    for v in versions:
+        figures = [v.headline("recall"), v.headline("ndcg"), v.headline("recall", "popularity")]
+        table.add_row("*" if v.serving else "", v.version,
+                      *("-" if f is None else f"{f:.4f}" for f in figures),
+                      (v.snapshot_hash or "?")[:16])
+    console.print(table if versions else "no model versions yet: run `donor-match train`")
+
+
+@model_app.command("promote")
+def model_promote(
+    version: Annotated[str, typer.Argument(help="A version from `model list`.")],
+) -> None:
+    """Serve VERSION if it passes the quality gate (exit 3 and the reasons when it does not)."""
+    from graph_model.registry import GateFailedError, RegistryError
+
+    try:
+        change = _registry().promote(version)
+    except GateFailedError as exc:
+        console.print(f"[red]refused:[/red] {exc}")
+        raise typer.Exit(3) from exc
+    except RegistryError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if change.action == "unchanged":
+        console.print(f"{version} is already served")
+    else:
+        console.print(f"serving {version} (was {change.previous or 'nothing'}); "
+                      "API processes switch within seconds")
+
+
+@model_app.command("rollback")
+def model_rollback() -> None:
+    """Serve the version promoted before the current one again."""
+    from graph_model.registry import RegistryError
+
+    try:
+        change = _registry().rollback()
+    except RegistryError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"rolled back from {change.previous} to {change.version}")
+
+
+pipeline_app = typer.Typer(help="The retraining pipeline.", no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    steps: int = TrainConfig.steps,
+    seed: int = 0,
+) -> None:
+    """Snapshot, validate, train, evaluate, gate, register, promote (idempotent; exit 3: the
+    gate refused the new version). The manifest lands in DONOR_MATCH_PIPELINE_DIR/<run id>/."""
+    from donor_match.pipeline import Pipeline, PipelineError
+
+    with _store() as store, _progress() as progress:
+        task = progress.add_task("train", total=steps, visible=False)
+        pipeline = Pipeline(
+            store, AppSettings(), TrainConfig(steps=steps, seed=seed), say=console.print,
+            progress=lambda step, total, loss: progress.update(
+                task, visible=True, completed=step, description=f"train (loss {loss:.4f})"
+            ),
+        )
+        try:
+            manifest = pipeline.run()
+        except PipelineError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from exc
+    console.print(f"pipeline run {manifest.run_id}: {manifest.status}, version "
+                  f"{manifest.version}; manifest {manifest.path}")
+    typer.echo(manifest.path)
+    if manifest.status == "refused":
+        raise typer.Exit(3)
+
+
+drift_app = typer.Typer(help="Drift monitoring.", no_args_is_help=True)
+app.add_typer(drift_app, name="drift")
+
+
+@drift_app.command("export")
+def drift_export(
+    snapshot: Annotated[
+        Path | None, typer.Option(help="Snapshot to judge; default: export one from the store.")
+    ] = None,
+    window_hours: Annotated[
+        int, typer.Option(min=1, help="Feedback window: events and matches of the last N hours.")
+    ] = 24,
+    textfile: Annotated[
+        Path | None, typer.Option(help="Also write the metrics here (node exporter textfile).")
+    ] = None,
+) -> None:
+    """PSI per feature against the served model's training snapshot, and the feedback rate, as
+    Prometheus metrics: pushed to DONOR_MATCH_PUSHGATEWAY_URL when set, else printed."""
+    from donor_match.drift import DriftError, drift_report, export
+
+    settings = AppSettings()
+    with _store() as store:
+        if snapshot is None:
+            from etl.snapshot import export_snapshot
+
+            snapshot = export_snapshot(store, settings.snapshots_dir)
+        try:
+            report = drift_report(snapshot, settings.models_dir, settings.snapshots_dir, store,
+                                  window_hours * 3600)
+        except DriftError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+    text = export(report, settings.pushgateway_url)
+    table = Table("feature", "PSI", title=f"drift of {report.snapshot[:16]} against model "
+                  f"{report.model_version}")
+    for name, value in report.psi.items():
+        table.add_row(name, f"{value:.4f}")
+    console.print(table)
+    console.print(json.dumps(report.to_dict()["feedback"]))
+    if textfile is not None:
+        textfile.parent.mkdir(parents=True, exist_ok=True)
+        partial = textfile.with_name(f".{textfile.name}.tmp")  # collectors never see half a file
+        partial.write_text(text)
+        partial.replace(textfile)
+    if settings.pushgateway_url:
+        console.print(f"pushed to {settings.pushgateway_url} (job donor-match-drift)")
+    else:
+        typer.echo(text, nl=False)
 
 
 token_app = typer.Typer(help="Local JWTs (HS256) for development.", no_args_is_help=True)
