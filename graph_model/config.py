@@ -17,6 +17,10 @@ class TrainConfig:
     # positives. Scoring pairs the model can also see as edges teaches it to echo its input.
     supervision_fraction: float = 0.3
     negatives: int = 4  # sampled negative nonprofits per positive pair
+    # Share of nonprofits that, on each step, lose all their donation edges (all their pairs
+    # become supervised): the model must then score them from causes and region alone, as it
+    # must score a new nonprofit. Without it cold nonprofits never reach a top 20.
+    cold_nonprofit_dropout: float = 0.1
     seed: int = 0
     holdout_fraction: float = 0.2
     k: int = 20  # cut-off of the reported Recall@k / NDCG@k

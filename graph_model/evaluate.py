@@ -86,13 +86,15 @@ def evaluate_scores(
     k: int = 20,
     max_k: int = MAX_K,
     popularity: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
 ) -> Evaluation:
     """Full-ranking metrics of one score matrix on one set of relevant pairs.
 
     scores: (users, items); relevant / exclude: (pairs, 2) of (user, item). Users without a
     relevant pair are not averaged. Ties break towards the lower item index. `popularity`
     (training donations per item) defines the popular items for the popularity bias; without it
-    the bias is reported as 0.
+    the bias is reported as 0. `candidates` (boolean per item) restricts the ranking to those
+    items, e.g. to nonprofits without training donations for the cold-nonprofit slice.
     """
     if not 1 <= k <= max_k:
         raise ValueError(f"k must be within [1, max_k={max_k}], got {k}")
@@ -115,6 +117,8 @@ def evaluate_scores(
         is_relevant = np.zeros_like(user_scores, dtype=bool)
         is_relevant[row[in_chunk] - start, relevant[in_chunk, 1]] = True
         excluded = _excluded_mask(chunk_users, exclude, num_items)
+        if candidates is not None:
+            excluded |= ~candidates[None, :]
         user_scores[excluded] = -np.inf
         is_relevant &= ~excluded
         order = np.argsort(-user_scores, axis=1, kind="stable")
@@ -251,11 +255,18 @@ def evaluate_models(
     popularity: np.ndarray,
     *,
     k: int = 20,
+    candidates: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, dict[str, Evaluation]]:
-    """{model: {slice: Evaluation}}: every model on every slice, in one harness."""
+    """{model: {slice: Evaluation}}: every model on every slice, in one harness.
+
+    `candidates` optionally maps a slice name to the items its rankings are restricted to.
+    """
+    candidates = candidates or {}
     return {
         model: {
-            name: evaluate_scores(matrix, pairs, exclude, k=k, popularity=popularity)
+            name: evaluate_scores(
+                matrix, pairs, exclude, k=k, popularity=popularity, candidates=candidates.get(name)
+            )
             for name, pairs in slices.items()
         }
         for model, matrix in scores.items()

@@ -193,7 +193,12 @@ def run_evaluation(
         "cold_nonprofits": split.cold_nonprofit_pairs,
     }
     k = config.train.k
-    evaluations = evaluate_models(scores, slices, exclude, popularity, k=k)
+    # Cold nonprofits are ranked among nonprofits without training donations only: with fewer
+    # of them than k, "all cold ones first" would otherwise score full recall.
+    cold_candidates = popularity == 0
+    evaluations = evaluate_models(
+        scores, slices, exclude, popularity, k=k, candidates={"cold_nonprofits": cold_candidates}
+    )
     impact, underfunded = impact_proxy(popularity)
     sweep = impact_sweep(
         scores["gnn"], split.test_pairs, exclude, impact, underfunded, weights=WEIGHTS, k=k
@@ -208,6 +213,7 @@ def run_evaluation(
             **{f"{name}_pairs": len(pairs) for name, pairs in slices.items()},
             "held_out_donors": len(split.held_out_donors),
             "held_out_nonprofits": len(split.held_out_nonprofits),
+            "cold_nonprofit_candidates": int(cold_candidates.sum()),
         },
         "metrics": {
             model: {name: e.summary() for name, e in by_slice.items()}
@@ -356,7 +362,8 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px;te
 training nonprofits excluded. Warm: test pairs after the cutoff between nodes with training
 donations. Cold donors: donors without any training donation (held out whole, or new after the
 cutoff), ranked from stated causes and region only. Cold nonprofits: nonprofits without training
-donations. Popularity bias: share of list entries among the top 1% most donated-to nonprofits.</p>
+donations, ranked among the nonprofits without training donations only (cold_nonprofit_candidates
+of them). Popularity bias: share of list entries among the top 1% most donated-to nonprofits.</p>
 {split}
 <h2>Models side by side</h2>{"".join(sections)}
 <h2>Impact sweep</h2><p>Ranking by r &middot; ((1 - w) + w &middot; impact), r the per-donor

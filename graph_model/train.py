@@ -52,7 +52,9 @@ def strategy_for(distribution: str) -> tf.distribute.Strategy:
     if distribution == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     if distribution == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        # All GPUs; without any, all logical CPUs (so the path can be exercised on CPU hosts).
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
     return tf.distribute.get_strategy()
 
 
@@ -97,6 +99,7 @@ class Trained:
     nonprofit_embeddings: np.ndarray
     history: History
     final_loss: float
+    distribution: dict[str, Any]  # the strategy's class name and its number of replicas
 
 
 def _embed(model: tf_keras.Model, graph: tfgnn.GraphTensor) -> tuple[np.ndarray, np.ndarray]:
@@ -173,9 +176,18 @@ def fit(
     loss = float("nan")
     for i in range(1, config.steps + 1):
         supervised = rng.random(len(pairs)) < config.supervision_fraction
+        cold = rng.random(num_nonprofits) < config.cold_nonprofit_dropout
+        supervised |= cold[pairs.nonprofit]
         donor = np.repeat(pairs.donor[supervised], config.negatives)
         positive = np.repeat(pairs.nonprofit[supervised], config.negatives)
         negative = rng.integers(0, num_nonprofits, len(donor))
+        # A dropped nonprofit's negatives are dropped nonprofits too: otherwise "no donation
+        # edges" would mark positives (all of a dropped nonprofit's pairs are positives) and the
+        # model would learn to rank every new nonprofit first.
+        cold_ids = np.flatnonzero(cold)
+        against_cold = cold[positive]
+        if len(cold_ids):
+            negative[against_cold] = cold_ids[rng.integers(0, len(cold_ids), against_cold.sum())]
         loss = float(step(supervised, donor, positive, negative))
         history.loss.append({"step": i, "loss": loss})
         if writer is not None:
@@ -197,7 +209,8 @@ def fit(
         writer.close()
     # Served embeddings see every training donation as an edge.
     donors, nonprofits = _embed(model, graph)
-    return Trained(model, graph, donors, nonprofits, history, loss)
+    distribution = {"strategy": type(strategy).__name__, "replicas": replicas}
+    return Trained(model, graph, donors, nonprofits, history, loss, distribution)
 
 
 def _save_model(
@@ -268,6 +281,7 @@ def train(
                 "pairs": len(split.train_pairs),
                 "cutoff_ts": split.cutoff_ts,
                 "final_loss": trained.final_loss,
+                "distribution": trained.distribution,
                 "seconds": round(time.monotonic() - started, 2),
             },
             "test": {"pairs": len(split.test_pairs), "donors": int(model_metrics["users"])},

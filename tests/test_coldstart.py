@@ -24,7 +24,7 @@ from graph_model.train import train
 # generator's planted cause preferences reaches under 2x popularity; here that oracle reaches
 # 4.5x, so 3x separates a model that uses stated interests from one that does not.
 GRAPH = SynthConfig(donors=1000, nonprofits=2000, causes=64, regions=16, donations=10_000, seed=0)
-CONFIG = TrainConfig(seed=0, steps=150, eval_every=50)
+CONFIG = TrainConfig(seed=0, steps=100, eval_every=50)
 HELD_OUT_SHARE = 0.1
 
 
