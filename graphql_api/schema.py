@@ -12,7 +12,6 @@ from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     ValidationCache,
 )
@@ -285,9 +284,8 @@ def build_schema(
         AddValidationRules([cost_rule(settings.max_cost, settings.max_matches)]),
         RateLimit(limiter),
         SubscriptionsNeedWebSocket,
-        # Clients send the same few query texts: parse and validate each once (bounded LRU
-        # caches keyed by the text; the limits above are validation rules, so they still apply).
-        lambda: ParserCache(maxsize=256),
+        # Clients send the same few operations: validate each once (a bounded LRU cache keyed by
+        # the parsed document and the rules, so depth, alias and cost limits still apply).
         lambda: ValidationCache(maxsize=256),
     ]
     if not settings.introspection:

@@ -1,0 +1,493 @@
+"""API load benchmark: `matches(first: 20)` for random donors over HTTP, and the floor.
+
+    .venv/bin/python bench/api_load.py --donors 1000000 --nonprofits 100000 --donations 2000000
+
+1. prepare (cached under var/bench/api-<donors>-<nonprofits>-<donations>/, so reruns skip it):
+   stream the synthetic graph to Parquet (etl.synth_stream), load it into an embedded FalkorDB
+   through the real pipeline (etl.pipeline.run_load), and promote a model whose artifact covers
+   every donor. Training TF-GNN on the full graph does not fit this machine (its evaluation
+   scores every donor against every nonprofit: 10^11 scores at 1M x 100k), so the model is
+   trained (graph_model.train.fit) on a sample of --train-donors donors with their gifts, and
+   its message passing, which has no per-node parameters, then embeds the whole graph: every
+   donor and nonprofit gets its embedding from the full graph, as `train` serves them.
+2. serve: one uvicorn process (uvloop, httptools) with the API app and, beside it, a bare
+   Starlette endpoint `/bare/matches` calling the same MatchService (same index, same two store
+   reads, same top 20) and answering plain JSON: the floor, what GraphQL costs nothing over.
+3. load: locust, headless, in its own process (bench/locust_matches.py): GraphQL at a fixed
+   --rate (latency percentiles at that throughput), then GraphQL and the bare endpoint each as
+   fast as they answer (throughput), then the bare endpoint at the same fixed rate.
+Results go to bench/results/api-load-<donors>.json and stdout. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+SECRET = "bench-signing-key-" + "x" * 32  # a throwaway HS256 key for this run only
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _log(message: str) -> None:
+    print(f"[api-load {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------- prepare
+
+
+def _training_sample(data: Path, donors: int, out: Path) -> None:
+    """The snapshot tables of `donors` random donors with their causes and gifts, and the
+    nonprofits they gave to: small enough for `fit` and its dense evaluation."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from etl.snapshot import write_snapshot
+    from etl.tables import TABLE_SCHEMAS
+
+    def read(name: str) -> pa.Table:
+        return pq.read_table(data / f"{name}.parquet", columns=TABLE_SCHEMAS[name].names)
+
+    all_donors = read("donors")
+    rng = np.random.default_rng(0)
+    chosen = all_donors.take(rng.choice(all_donors.num_rows, donors, replace=False))
+    ids = chosen["id"]
+    donations = read("donations").filter(pc.is_in(pc.field("donor_id"), ids))
+    given = pc.unique(donations["nonprofit_id"])
+    tables = {
+        "regions": read("regions"),
+        "causes": read("causes"),
+        "donors": chosen,
+        "nonprofits": read("nonprofits").filter(pc.is_in(pc.field("id"), given)),
+        "donor_causes": read("donor_causes").filter(pc.is_in(pc.field("donor_id"), ids)),
+        "nonprofit_causes": read("nonprofit_causes").filter(
+            pc.is_in(pc.field("nonprofit_id"), given)
+        ),
+        "donations": donations,
+    }
+    write_snapshot({name: t.cast(TABLE_SCHEMAS[name]) for name, t in tables.items()}, out)
+
+
+def _full_snapshot(data: Path, out: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from etl.snapshot import write_snapshot
+    from etl.tables import TABLE_ORDER, TABLE_SCHEMAS
+
+    write_snapshot(
+        {
+            name: pq.read_table(data / f"{name}.parquet", columns=TABLE_SCHEMAS[name].names).cast(
+                TABLE_SCHEMAS[name]
+            )
+            for name in TABLE_ORDER
+        },
+        out,
+    )
+
+
+def _promote_model(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+    import tensorflow as tf
+
+    from graph_model import schema
+    from graph_model.artifacts import write_artifact
+    from graph_model.config import TrainConfig
+    from graph_model.graph_tensor import build_graph_tensor
+    from graph_model.snapshot import read_snapshot
+    from graph_model.split import temporal_split
+    from graph_model.train import fit
+
+    started = time.monotonic()
+    sample_dir, full_dir = work / "snapshots" / "sample", work / "snapshots" / "full"
+    _training_sample(work / "parquet", args.train_donors, sample_dir)
+    _full_snapshot(work / "parquet", full_dir)
+    config = TrainConfig(steps=args.train_steps, seed=0)
+    sample = read_snapshot(sample_dir)
+    split = temporal_split(sample.donations, len(sample.nonprofit_ids), config.holdout_fraction)
+    trained = fit(sample, split, config)
+    _log(
+        f"trained on {len(sample.donor_ids)} donors in {time.monotonic() - started:.0f} s; "
+        "embedding the full graph"
+    )
+
+    full = read_snapshot(full_dir)
+    full_split = temporal_split(full.donations, len(full.nonprofit_ids), config.holdout_fraction)
+    # Served embeddings see every training donation as an edge, as graph_model.train does.
+    embeddings = trained.model(build_graph_tensor(full, full_split.train_pairs), training=False)
+    popularity = np.bincount(full_split.train.nonprofit, minlength=len(full.nonprofit_ids))
+    metrics = {
+        "bench": "trained on a donor sample, embedded over the full graph; not evaluated",
+        "sample": trained.history.evaluations[-1] if trained.history.evaluations else None,
+        "train_donors": len(sample.donor_ids),
+        "steps": config.steps,
+    }
+    version = write_artifact(
+        work / "models",
+        snapshot_dir=full_dir,
+        snapshot_hash=full.hash,
+        save_model=lambda path: tf.saved_model.save(trained.model, str(path)),
+        donor_ids=full.donor_ids,
+        nonprofit_ids=full.nonprofit_ids,
+        donor_embeddings=embeddings[schema.DONOR].numpy(),
+        nonprofit_embeddings=embeddings[schema.NONPROFIT].numpy(),
+        nonprofit_popularity=popularity,
+        metrics=metrics,
+    )
+    return {
+        "version": version.name,
+        "seconds": round(time.monotonic() - started, 1),
+        "donors_embedded": len(full.donor_ids),
+        "sample_metrics": metrics["sample"],
+    }
+
+
+def _store_settings(port: int) -> Any:
+    from graph_store import StoreSettings
+
+    return StoreSettings(
+        backend="falkordb",
+        falkordb_port=port,
+        graph_name="bench",
+        analyst_graph_name="bench_analyst",
+        timeout_s=600,
+    )
+
+
+def prepare(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    ready = work / "ready.json"
+    if ready.is_file():
+        _log(f"reusing the prepared store and model in {work}")
+        return json.loads(ready.read_text())
+    import redis
+
+    from etl.pipeline import LoadOptions, run_load
+    from etl.sources import open_source
+    from etl.synth_stream import StreamConfig, stream
+    from graph_store import open_store
+    from graph_store.embedded import EmbeddedFalkorDB
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    started = time.monotonic()
+    counts = stream(
+        StreamConfig(
+            donors=args.donors, nonprofits=args.nonprofits, donations=args.donations, seed=args.seed
+        ),
+        work / "parquet",
+    )
+    _log(f"synthetic graph written in {time.monotonic() - started:.0f} s: {counts}")
+    server = EmbeddedFalkorDB(work / "falkordb", _free_port())
+    server.start()
+    try:
+        store = open_store(_store_settings(server.port))
+        store.apply_schema()
+        began = time.monotonic()
+        report = run_load(
+            store,
+            open_source("parquet", work / "parquet"),
+            LoadOptions(loads_dir=work / "loads"),
+            path=work / "parquet",
+        )
+        if not report.ok:
+            raise SystemExit(f"load failed: {report.error}")
+        load_s = time.monotonic() - began
+        _log(f"loaded in {load_s:.0f} s")
+        # Compact the append-only file into a snapshot, so a restart reloads in seconds.
+        client = redis.Redis(port=server.port)
+        client.bgrewriteaof()
+        while client.info("persistence")["aof_rewrite_in_progress"]:
+            time.sleep(1)
+        store.close()
+    finally:
+        server.stop()
+    model = _promote_model(work, args)
+    _log(f"model {model['version']} promoted in {model['seconds']} s")
+    info = {"counts": counts, "load_seconds": round(load_s, 1), "model": model}
+    ready.write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+# ------------------------------------------------------------------------------------ serve
+
+
+def serve(args: argparse.Namespace) -> None:
+    """The API and the bare floor endpoint in one uvicorn process (run as a subprocess)."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.types import Receive, Scope, Send
+
+    from donor_match.services.auth import Principal, Role
+    from donor_match.settings import AppSettings, AuthSettings
+    from graphql_api.app import create_app
+
+    api = create_app(
+        AppSettings(models_dir=Path(args.models), rate_limit_per_minute=10**9),
+        _store_settings(args.falkordb_port),
+        AuthSettings(jwt_secret=SECRET),
+    )
+    matches = api.state.services.matches
+    admin = Principal("bench", Role.ADMIN)
+
+    async def bare_matches(request: Request) -> JSONResponse:
+        found = await run_in_threadpool(matches.matches, admin, request.query_params["donor"], 20)
+        return JSONResponse(
+            [
+                {
+                    "id": m.id,
+                    "score": m.score,
+                    "probability": m.probability,
+                    "impact": m.impact,
+                    "nonprofit": {"id": m.nonprofit.id, "name": m.nonprofit.name},
+                    "reasons": {
+                        "sharedCauses": [
+                            {"id": c.id, "name": c.name} for c in m.reasons.shared_causes
+                        ],
+                        "similarDonors": m.reasons.similar_donors,
+                        "distanceKm": m.reasons.distance_km,
+                    },
+                }
+                for m in found
+            ]
+        )
+
+    bare = Starlette(routes=[Route("/bare/matches", bare_matches)])
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        # The floor bypasses the API's middleware too: only the service call and JSON remain.
+        target = bare if scope.get("path") == "/bare/matches" else api
+        await target(scope, receive, send)
+
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+    )
+
+
+def _wait_ready(base: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the API at {base} did not get ready in {timeout_s:.0f} s")
+        time.sleep(1)
+
+
+# ------------------------------------------------------------------------------------- load
+
+
+def _locust(
+    base: str,
+    target: str,
+    donors: int,
+    users: int,
+    rate: float,
+    seconds: int,
+    token: str,
+    out: Path,
+) -> dict[str, Any]:
+    prefix = out / f"{target}-{'max' if rate == 0 else f'rate{int(rate)}'}"
+    env = {
+        **os.environ,
+        "BENCH_TARGET": target,
+        "BENCH_DONORS": str(donors),
+        "BENCH_RATE": str(rate / users if rate else 0),
+        "BENCH_TOKEN": token,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(REPO / "bench" / "locust_matches.py"),
+        "--headless",
+        "--host",
+        base,
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{seconds}s",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        "--stop-timeout",
+        "5",
+    ]
+    _log(
+        f"locust: {target}, {users} users, "
+        f"{'as fast as answered' if rate == 0 else f'{rate:.0f} req/s'}, {seconds} s"
+    )
+    subprocess.run(command, env=env, check=False, capture_output=True, text=True)
+    with open(f"{prefix}_stats.csv") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
+    result = {
+        "target": target,
+        "users": users,
+        "offered_rate": rate or None,
+        "seconds": seconds,
+        "requests": int(row["Request Count"]),
+        "failures": int(row["Failure Count"]),
+        "throughput_rps": round(float(row["Requests/s"]), 1),
+        "p50_ms": float(row["50%"]),
+        "p95_ms": float(row["95%"]),
+        "p99_ms": float(row["99%"]),
+        "mean_ms": round(float(row["Average Response Time"]), 2),
+    }
+    _log(json.dumps(result))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--donors", type=int, default=1_000_000)
+    parser.add_argument("--nonprofits", type=int, default=100_000)
+    parser.add_argument("--donations", type=int, default=2_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--train-donors", type=int, default=5_000)
+    parser.add_argument("--train-steps", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=300.0, help="fixed-rate phase, req/s")
+    parser.add_argument("--users", type=int, default=32)
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="default: var/bench/api-<donors>-<nonprofits>-<donations>",
+    )
+    parser.add_argument("--results", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="load the store and promote the model, then stop",
+    )
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--falkordb-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--models", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args)
+        return
+
+    from donor_match.services.auth import Role, TokenService
+    from donor_match.settings import AuthSettings
+    from graph_store.embedded import EmbeddedFalkorDB
+
+    work = args.workdir or REPO / "var" / "bench" / (
+        f"api-{args.donors}-{args.nonprofits}-{args.donations}"
+    )
+    prepared = prepare(work, args)
+    if args.prepare_only:
+        return
+    server = EmbeddedFalkorDB(work / "falkordb", _free_port())
+    started = time.monotonic()
+    server.start(wait_s=600)
+    _log(f"store up in {time.monotonic() - started:.0f} s")
+    port = _free_port()
+    api = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            "--port",
+            str(port),
+            "--falkordb-port",
+            str(server.port),
+            "--models",
+            str(work / "models"),
+        ]
+    )
+    base = f"http://127.0.0.1:{port}"
+    token = TokenService(AuthSettings(jwt_secret=SECRET)).issue("bench", Role.ADMIN)
+    out = work / "locust"
+    out.mkdir(exist_ok=True)
+    try:
+        _wait_ready(base, 600)
+        runs = {}
+        # Warm both paths (model load, page cache, JIT-free but cold caches) before measuring.
+        _locust(base, "graphql", args.donors, 8, 0, 10, token, out)
+        _locust(base, "bare", args.donors, 8, 0, 5, token, out)
+        runs["graphql_fixed_rate"] = _locust(
+            base, "graphql", args.donors, args.users, args.rate, args.seconds, token, out
+        )
+        runs["graphql_max"] = _locust(
+            base, "graphql", args.donors, args.users, 0, args.seconds, token, out
+        )
+        runs["bare_max"] = _locust(
+            base, "bare", args.donors, args.users, 0, args.seconds, token, out
+        )
+        runs["bare_fixed_rate"] = _locust(
+            base, "bare", args.donors, args.users, args.rate, args.seconds, token, out
+        )
+    finally:
+        api.terminate()
+        api.wait(timeout=30)
+        server.stop()
+    fixed = runs["graphql_fixed_rate"]
+    results = {
+        "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, "
+        f"Python {platform.python_version()}",
+        "scale": {
+            "donors": args.donors,
+            "nonprofits": args.nonprofits,
+            "donations": args.donations,
+        },
+        "prepared": prepared,
+        "runs": runs,
+        "targets": {
+            "p99_ms_at_rate": fixed["p99_ms"],
+            "achieved_rps_at_rate": fixed["throughput_rps"],
+            "graphql_over_bare_throughput": round(
+                runs["graphql_max"]["throughput_rps"] / runs["bare_max"]["throughput_rps"], 3
+            ),
+        },
+    }
+    args.results.mkdir(parents=True, exist_ok=True)
+    path = args.results / f"api-load-{args.donors}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results["targets"] | {"runs": runs}, indent=2))
+    _log(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
