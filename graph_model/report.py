@@ -112,7 +112,7 @@ def _explanations(
     impact: np.ndarray,
     count: int,
 ) -> list[dict[str, Any]]:
-    """Top-3 matches (impact weight 0.5) of the first test donors, each with its reasons."""
+    """Top-3 matches (impact weight 0.5) of the first warm and cold test donors, with reasons."""
     regions = pq.read_table(snapshot_dir / "regions.parquet").to_pydict()
     location = {
         r: (lat, lon)
@@ -124,6 +124,7 @@ def _explanations(
     nonprofit_causes: dict[int, list[str]] = {}
     for nonprofit, cause in snapshot.nonprofit_causes:
         nonprofit_causes.setdefault(int(nonprofit), []).append(snapshot.cause_ids[cause])
+    column = {nonprofit: i for i, nonprofit in enumerate(snapshot.nonprofit_ids)}
     given: dict[int, list[str]] = {}
     supporters: dict[str, list[str]] = {}
     for donor, nonprofit in zip(split.train_pairs.donor, split.train_pairs.nonprofit, strict=True):
@@ -132,14 +133,16 @@ def _explanations(
             snapshot.donor_ids[donor]
         )
     out = []
-    for donor in np.unique(split.test_pairs[:, 0])[:count]:
+    examples = [("warm", d) for d in np.unique(split.test_pairs[:, 0])[:count]]
+    examples += [("cold", d) for d in np.unique(split.cold_donor_pairs[:, 0])[:count]]
+    for kind, donor in examples:
         row = np.array(scores[donor], dtype=np.float64)
-        row[[snapshot.nonprofit_ids.index(n) for n in given.get(int(donor), [])]] = -np.inf
+        row[[column[n] for n in given.get(int(donor), [])]] = -np.inf
         stated = donor_causes.get(int(donor), [])
         gave_to = given.get(int(donor), [])
         causes = set(stated)
         for name in gave_to:
-            causes.update(nonprofit_causes.get(snapshot.nonprofit_ids.index(name), []))
+            causes.update(nonprofit_causes.get(column[name], []))
         matches = []
         for nonprofit in top_k(impact_adjusted(row, impact, 0.5), 3)[0]:
             why = explain(
@@ -161,7 +164,7 @@ def _explanations(
                     **asdict(why),
                 }
             )
-        out.append({"donor": snapshot.donor_ids[donor], "matches": matches})
+        out.append({"donor": snapshot.donor_ids[donor], "kind": kind, "matches": matches})
     return out
 
 
@@ -342,7 +345,7 @@ def _html(results: dict[str, Any]) -> str:
         ],
     )
     examples = "".join(
-        f"<h4>{html.escape(e['donor'])}</h4><ul>"
+        f"<h4>{html.escape(e['donor'])} ({e['kind']} donor)</h4><ul>"
         + "".join(
             f"<li>{html.escape(m['nonprofit'])}: {html.escape('; '.join(m['reasons']))}</li>"
             for m in e["matches"]

@@ -166,4 +166,6 @@ def test_evaluate_report_on_a_tiny_graph(tmp_path: Path) -> None:
     assert sweep[0]["recall"] == pytest.approx(results["metrics"]["gnn"]["warm"]["recall@20"])
     history = json.loads((out / "history.json").read_text())
     assert len(history["loss"]) == 40 and [e["step"] for e in history["evaluations"]] == [20, 40]
+    assert {e["kind"] for e in results["explanations"]} == {"warm", "cold"}
     assert all(m["reasons"] for e in results["explanations"] for m in e["matches"])
+    assert all(len(e["matches"]) == 3 for e in results["explanations"])
