@@ -72,12 +72,17 @@ class ColdStart(tf.Module):
             nonprofit_embeddings.astype(np.float32), trainable=False, name="nonprofit_embeddings"
         )
 
-    def _known(self, table: tf.lookup.StaticHashTable, ids: tf.Tensor, owner: tf.Tensor):
+    def _known(
+        self, table: tf.lookup.StaticHashTable, ids: tf.Tensor, owner: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """(owner rows, indices) of the ids the model knows; unknown ids are dropped."""
         index = table.lookup(ids)
         keep = index >= 0
         return tf.boolean_mask(owner, keep), tf.boolean_mask(index, keep)
 
-    def _extended(self, node_set: str, count: tf.Tensor, new_edges: dict) -> dict:
+    def _extended(
+        self, node_set: str, count: tf.Tensor, new_edges: dict[str, tuple[tf.Tensor, tf.Tensor]]
+    ) -> tf.Tensor:
         """Training graph plus `count` new nodes of `node_set` with their edges appended."""
         first = self.sizes[node_set]
         sizes = dict(self.sizes)
