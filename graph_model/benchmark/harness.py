@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 
 from graph_model.benchmark.dataset import InteractionDataset
 from graph_model.benchmark.filters import GFCF, Popularity, Spectral, propagate, spectral
@@ -100,18 +101,34 @@ def run_benchmark(
         keep, hidden, masked, lambda users: propagate(keep, masked, users, 2), model_config, rng
     )
     model = gnn.SpectralFilterModel(masked, model_config.knots)
+    # Selection set: hidden edges of users the training set does not use, on the masked graph.
+    eligible = np.flatnonzero(np.diff(hidden.indptr) > 0)
+    others = np.setdiff1d(eligible, data.users)
+    chosen = np.zeros(dataset.num_users, np.float32)
+    chosen[rng.choice(others, min(model_config.validation_users, len(others)), replace=False)] = 1
+    held_out = sp.csr_matrix(sp.diags(chosen) @ hidden)
+    masked_scorer = _model_scorer(model, keep, masked)
+
+    def validate() -> float:
+        metrics = evaluate_ranking(masked_scorer, keep, held_out, config.k, config.chunk_size)
+        return metrics.recall + metrics.ndcg
+
     losses = gnn.fit(
         model,
         keep,
         data,
         model_config,
         rng,
-        lambda epoch, loss: say(f"epoch {epoch + 1}/{model_config.epochs}: loss {loss:.4f}"),
+        validate,
+        lambda epoch, loss, score: say(
+            f"epoch {epoch + 1}/{model_config.epochs}: loss {loss:.4f}, "
+            f"held-out Recall+NDCG@{config.k} {score:.4f}"
+        ),
     )
     model.set_spectrum(full)
     evaluate(
         "TF-GNN learned filter",
-        _model_scorer(model, dataset, full),
+        _model_scorer(model, dataset.train, full),
         spectral_s + time.perf_counter() - begin,
     )
 
@@ -129,11 +146,12 @@ def run_benchmark(
     )
 
 
-def _model_scorer(model, dataset: InteractionDataset, spec: Spectral) -> Scorer:
+def _model_scorer(model, train: sp.csr_matrix, spec: Spectral) -> Scorer:
     from graph_model.benchmark.model import batch_graph
 
     def score(users: np.ndarray) -> np.ndarray:
-        linear, sharpen = propagate(dataset.train, spec, users, 2)
-        return model.full_scores(batch_graph(dataset.train, users), linear, sharpen)
+        model.set_spectrum(spec)
+        linear, sharpen = propagate(train, spec, users, 2)
+        return model.full_scores(batch_graph(train, users), linear, sharpen)
 
     return score
