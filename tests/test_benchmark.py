@@ -116,6 +116,8 @@ def test_harness_runs_every_model_side_by_side(tmp_path: Path) -> None:
     assert list(by_name) == ["popularity", "GF-CF (filter alone)", "TF-GNN learned filter"]
     assert result.evaluated_users == data.num_users - 1
     assert len(result.training_losses) == TINY_MODEL["epochs"]
+    assert len(result.held_out_scores) == TINY_MODEL["epochs"] + 1
+    assert result.held_out_scores[result.selected_epoch] == max(result.held_out_scores)
     popularity = by_name["popularity"]
     # Community structure is invisible to popularity and plain to a graph filter.
     assert by_name["GF-CF (filter alone)"].recall > popularity.recall + 0.2
