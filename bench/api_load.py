@@ -230,9 +230,11 @@ def prepare(work: Path, args: argparse.Namespace) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ serve
 
 
-def serve(args: argparse.Namespace) -> None:
-    """The API and the bare floor endpoint in one uvicorn process (run as a subprocess)."""
-    import uvicorn
+def bench_app() -> Any:
+    """The API and, beside it, the bare floor endpoint (a uvicorn factory: one per worker).
+
+    Configured through BENCH_MODELS and BENCH_FALKORDB_PORT, which `serve` sets.
+    """
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
@@ -245,8 +247,8 @@ def serve(args: argparse.Namespace) -> None:
     from graphql_api.app import create_app
 
     api = create_app(
-        AppSettings(models_dir=Path(args.models), rate_limit_per_minute=10**9),
-        _store_settings(args.falkordb_port),
+        AppSettings(models_dir=Path(os.environ["BENCH_MODELS"]), rate_limit_per_minute=10**9),
+        _store_settings(int(os.environ["BENCH_FALKORDB_PORT"])),
         AuthSettings(jwt_secret=SECRET),
     )
     matches = api.state.services.matches
@@ -281,8 +283,20 @@ def serve(args: argparse.Namespace) -> None:
         target = bare if scope.get("path") == "/bare/matches" else api
         await target(scope, receive, send)
 
+    return app
+
+
+def serve(args: argparse.Namespace) -> None:
+    """uvicorn with `bench_app` in --workers processes (run as a subprocess of the benchmark)."""
+    import uvicorn
+
+    os.environ["BENCH_MODELS"] = args.models
+    os.environ["BENCH_FALKORDB_PORT"] = str(args.falkordb_port)
     uvicorn.run(
-        app,
+        "api_load:bench_app",
+        factory=True,
+        app_dir=str(REPO / "bench"),
+        workers=args.workers,
         host="127.0.0.1",
         port=args.port,
         log_level="warning",
@@ -387,6 +401,7 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=100)
     parser.add_argument("--rate", type=float, default=300.0, help="fixed-rate phase, req/s")
     parser.add_argument("--users", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1, help="API processes (uvicorn)")
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument(
         "--workdir",
@@ -423,7 +438,15 @@ def main() -> None:
     started = time.monotonic()
     server.start(wait_s=600)
     _log(f"store up in {time.monotonic() - started:.0f} s")
+    from graph_store import open_store
+
+    with_schema = open_store(_store_settings(server.port))
+    with_schema.apply_schema()  # indexes added since the store was prepared
+    with_schema.close()
     port = _free_port()
+    # One BLAS thread per process: the matches' matrix-vector product is small, and on a busy
+    # machine threads fighting for cores cost more than they save.
+    blas = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     api = subprocess.Popen(
         [
             sys.executable,
@@ -435,7 +458,10 @@ def main() -> None:
             str(server.port),
             "--models",
             str(work / "models"),
-        ]
+            "--workers",
+            str(args.workers),
+        ],
+        env={**os.environ, **blas},
     )
     base = f"http://127.0.0.1:{port}"
     token = TokenService(AuthSettings(jwt_secret=SECRET)).issue("bench", Role.ADMIN)
@@ -467,6 +493,7 @@ def main() -> None:
     results = {
         "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, "
         f"Python {platform.python_version()}",
+        "api_workers": args.workers,
         "scale": {
             "donors": args.donors,
             "nonprofits": args.nonprofits,

@@ -35,8 +35,9 @@ def client(served_graph: ServedGraph) -> Iterator[TestClient]:
 
 
 def post(client: TestClient, query: str, headers: dict[str, str], **variables: Any) -> dict:
-    response = client.post("/graphql", json={"query": query, "variables": variables},
-                           headers=headers)
+    response = client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=headers
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -60,10 +61,12 @@ def active_donor(served_graph: ServedGraph, rank: int = 0) -> str:
     return ranked[rank]
 
 
-def matches(client: TestClient, served_graph: ServedGraph, donor: str, first: int,
-            **variables: Any) -> list[dict[str, Any]]:
-    body = post(client, MATCHES, served_graph.token(Role.DONOR, donor), d=donor, first=first,
-                **variables)
+def matches(
+    client: TestClient, served_graph: ServedGraph, donor: str, first: int, **variables: Any
+) -> list[dict[str, Any]]:
+    body = post(
+        client, MATCHES, served_graph.token(Role.DONOR, donor), d=donor, first=first, **variables
+    )
     assert "errors" not in body, body
     return body["data"]["matches"]
 
@@ -104,8 +107,9 @@ def test_similar_donors_counts_others_who_gave_where_the_donor_gave(
     client: TestClient, served_graph: ServedGraph
 ) -> None:
     donor = active_donor(served_graph, rank=1)
-    given = sorted({r["nonprofit_id"] for r in rows(served_graph, "donations")
-                    if r["donor_id"] == donor})
+    given = sorted(
+        {r["nonprofit_id"] for r in rows(served_graph, "donations") if r["donor_id"] == donor}
+    )
     before = {m["nonprofit"]["id"]: m for m in matches(client, served_graph, donor, 5)}
     assert any(m["reasons"]["similarDonors"] > 0 for m in before.values())
     target = next(iter(before))
@@ -118,11 +122,11 @@ def test_similar_donors_counts_others_who_gave_where_the_donor_gave(
     post(client, RECORD, admin, **{"in": {"donorId": peer, "nonprofitId": target, "amount": 5}})
     after_one = {m["nonprofit"]["id"]: m for m in matches(client, served_graph, donor, 5)}
     # Giving to the target alone does not make the peer similar ...
-    assert after_one[target]["reasons"]["similarDonors"] == (
-        before[target]["reasons"]["similarDonors"]
+    assert (
+        after_one[target]["reasons"]["similarDonors"]
+        == (before[target]["reasons"]["similarDonors"])
     )
-    post(client, RECORD, admin, **{"in": {"donorId": peer, "nonprofitId": given[0],
-                                          "amount": 5}})
+    post(client, RECORD, admin, **{"in": {"donorId": peer, "nonprofitId": given[0], "amount": 5}})
     after_both = {m["nonprofit"]["id"]: m for m in matches(client, served_graph, donor, 5)}
     # ... giving where our donor gave too does, exactly once.
     assert after_both[target]["reasons"]["similarDonors"] == (
@@ -152,8 +156,7 @@ def test_impact_weight_outside_zero_to_one_is_bad_input(
     client: TestClient, served_graph: ServedGraph, weight: float
 ) -> None:
     donor = active_donor(served_graph)
-    body = post(client, MATCHES, served_graph.token(Role.DONOR, donor), d=donor, first=3,
-                w=weight)
+    body = post(client, MATCHES, served_graph.token(Role.DONOR, donor), d=donor, first=3, w=weight)
     assert codes(body) == ["BAD_USER_INPUT"]
     assert "impactWeight" in body["errors"][0]["message"]
 
@@ -197,8 +200,11 @@ def test_a_page_of_explained_matches_costs_two_store_round_trips(
 
         def queries() -> float:
             text = client.get("/metrics").text
-            return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                       if line.startswith("donor_match_store_queries_total{"))
+            return sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("donor_match_store_queries_total{")
+            )
 
         donor = active_donor(served_graph)
         matches(client, served_graph, donor, 1)  # funding needs are read once, then kept
@@ -207,3 +213,38 @@ def test_a_page_of_explained_matches_costs_two_store_round_trips(
         assert len(found) == 20
         # The donor's context, then the 20 nonprofits with their explanations in one statement.
         assert queries() - before == 2
+
+
+def test_initiative_needs_count_toward_impact(
+    client: TestClient, served_graph: ServedGraph
+) -> None:
+    donor = active_donor(served_graph, rank=4)
+    target = matches(client, served_graph, donor, 10, w=0.0)[9]["nonprofit"]
+    cause = target["causes"][0]["id"]
+    owner = served_graph.token(Role.NONPROFIT, target["id"])
+    created = post(
+        client,
+        """mutation($in: InitiativeInput!) { upsertInitiative(input: $in) { id } }""",
+        owner,
+        **{
+            "in": {
+                "nonprofitId": target["id"],
+                "title": "Roof",
+                "causeIds": [cause],
+                "fundingGoal": 6e11,
+                "fundingNeed": 5e11,
+            }
+        },
+    )
+    try:
+        found = {m["nonprofit"]["id"]: m for m in matches(client, served_graph, donor, 10, w=1.0)}
+        assert found[target["id"]]["impact"] == 1.0
+    finally:
+        post(
+            client,
+            "mutation($id: ID!) { deleteInitiative(id: $id) }",
+            owner,
+            id=created["data"]["upsertInitiative"]["id"],
+        )
+    again = {m["nonprofit"]["id"]: m for m in matches(client, served_graph, donor, 10, w=0.0)}
+    assert again[target["id"]]["impact"] < 1.0

@@ -148,8 +148,9 @@ class _NeedIndex:
     def _read(self) -> dict[str, float]:
         with self._lock:
             generation = self._generation
-        rows = self._store.read(statement("api/nonprofit_needs"))
-        needs = {row["id"]: float(row["need"]) for row in rows}
+        needs: dict[str, float] = {}
+        for row in self._store.read(statement("api/nonprofit_needs")):
+            needs[row["id"]] = needs.get(row["id"], 0.0) + float(row["need"])
         with self._lock:
             if generation == self._generation:  # else a change came in while reading
                 self._needs, self._read_at = needs, time.monotonic()
@@ -227,8 +228,7 @@ class MatchService:
 
         rows = self._store.read(
             statement("api/match_page"),
-            {"ids": [model.nonprofit_ids[p] for p in page], "donor_id": donor_id,
-             "supported_ids": sorted(context.supported)},
+            {"ids": [model.nonprofit_ids[p] for p in page], "donor_id": donor_id},
         )
         by_id = {row["id"]: row for row in rows}
         found: list[Match] = []
@@ -268,8 +268,13 @@ class MatchService:
         require_principal(principal).require_self_or(donor_id, Role.DONOR, Role.ADMIN)
         rows = self._store.write(
             statement("api/record_feedback"),
-            {"donor_id": donor_id, "nonprofit_id": nonprofit_id, "action": str(action),
-             "ts": int(time.time()), "model_version": self.model.version if self.model else None},
+            {
+                "donor_id": donor_id,
+                "nonprofit_id": nonprofit_id,
+                "action": str(action),
+                "ts": int(time.time()),
+                "model_version": self.model.version if self.model else None,
+            },
         )
         if not rows or rows[0]["written"] == 0:
             self._catalog.donor(donor_id)
@@ -335,8 +340,9 @@ def _page(scores: np.ndarray, first: int, cursor: tuple[float, int] | None) -> l
 def _nonprofit(row: Row) -> Nonprofit:
     region = Region(row["region_id"], row["region_name"]) if row["region_id"] is not None else None
     causes = tuple(sorted((Cause(c["id"], c["name"]) for c in row["causes"]), key=lambda c: c.id))
-    return Nonprofit(row["id"], row["name"], region, causes, row["description"],
-                     row["funding_need"])
+    return Nonprofit(
+        row["id"], row["name"], region, causes, row["description"], row["funding_need"]
+    )
 
 
 def _reasons(context: _DonorContext, row: Row, nonprofit: Nonprofit) -> MatchReasons:

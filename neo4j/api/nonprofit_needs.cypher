@@ -1,8 +1,10 @@
-// Unmet funding need per nonprofit: its own stated need plus its initiatives' unmet needs.
-// Only nonprofits with some need come back; the rest need nothing.
+// Unmet funding needs: each nonprofit's own stated need, and each of its initiatives' unmet
+// need (the API sums them per nonprofit). Only nodes stating a need come back, found by index:
+// the rest need nothing, and scanning every nonprofit would cost far more than this read.
 MATCH (n:Nonprofit)
-OPTIONAL MATCH (i:Initiative)-[:INITIATIVE_OF]->(n)
-WITH n, sum(coalesce(i.funding_need, 0.0)) AS initiatives
-WITH n.id AS id, coalesce(n.funding_need, 0.0) + initiatives AS need
-WHERE need > 0
-RETURN id, need
+WHERE n.funding_need > 0
+RETURN n.id AS id, n.funding_need AS need
+UNION ALL
+MATCH (i:Initiative)-[:INITIATIVE_OF]->(n:Nonprofit)
+WHERE i.funding_need > 0
+RETURN n.id AS id, i.funding_need AS need
