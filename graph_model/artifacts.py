@@ -46,19 +46,20 @@ class ModelArtifact:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_donor_index", {d: i for i, d in enumerate(self.donor_ids)})
 
+    def scores(self, donor_id: str) -> np.ndarray:
+        """The donor's score for every nonprofit (row i: nonprofit_ids[i]), by embedding dot
+        product. Donors unknown to the model (joined after its snapshot) get the popularity
+        ranking, scored by training donation count."""
+        row = self._donor_index.get(donor_id)
+        if row is None:
+            return self.nonprofit_popularity.astype(np.float64)
+        return (self.nonprofit_embeddings @ self.donor_embeddings[row]).astype(np.float64)
+
     def recommend(
         self, donor_id: str, k: int, exclude: Collection[str] = ()
     ) -> list[tuple[str, float]]:
-        """Top-k (nonprofit id, score) by embedding dot product, skipping `exclude`.
-
-        Donors unknown to the model (joined after its snapshot) get the popularity ranking,
-        scored by training donation count.
-        """
-        row = self._donor_index.get(donor_id)
-        if row is None:
-            scores = self.nonprofit_popularity.astype(np.float64)
-        else:
-            scores = self.nonprofit_embeddings @ self.donor_embeddings[row]
+        """Top-k (nonprofit id, score), best first, skipping `exclude`."""
+        scores = self.scores(donor_id)
         order = np.argsort(-scores, kind="stable")
         excluded = set(exclude)
         ranked = (i for i in order if self.nonprofit_ids[i] not in excluded)

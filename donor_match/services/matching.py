@@ -212,7 +212,7 @@ class MatchService:
             raise UnavailableError("no trained model is served yet; run `donor-match train`")
         positions = self._positions_of(model)
 
-        raw = _model_scores(model, donor_id)
+        raw = model.scores(donor_id)
         # Exclusions are -inf before normalising, so they neither rank nor stretch the scale.
         if exclude_supported:
             raw[[positions[i] for i in context.supported if i in positions]] = -np.inf
@@ -304,17 +304,6 @@ class MatchService:
 def _check_weight(weight: float) -> None:
     if not (math.isfinite(weight) and 0.0 <= weight <= 1.0):
         raise InvalidInputError(f"impactWeight must be within [0, 1], got {weight}")
-
-
-def _model_scores(model: ModelArtifact, donor_id: str) -> np.ndarray:
-    """Scores over every nonprofit; donors unknown to the model (joined after its snapshot) get
-    the popularity ranking (training donation counts)."""
-    # The artifact's own id index (ModelArtifact has no public lookup yet; a second index of
-    # a million donors per process would cost ~100 MB).
-    row = model._donor_index.get(donor_id)
-    if row is None:
-        return model.nonprofit_popularity.astype(np.float64)
-    return (model.nonprofit_embeddings @ model.donor_embeddings[row]).astype(np.float64)
 
 
 def _page(scores: np.ndarray, first: int, cursor: tuple[float, int] | None) -> list[int]:
