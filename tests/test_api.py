@@ -156,9 +156,14 @@ def test_record_donation_validates_and_is_idempotent(
         ({**payload, "amount": 0}, "BAD_USER_INPUT"),
         ({**payload, "nonprofitId": "no-such-nonprofit", "id": None}, "NOT_FOUND"),
         ({**payload, "donorId": "no-such-donor", "id": None}, "NOT_FOUND"),
+        # An id differing from a stored one by surrounding space once crashed FalkorDB.
+        ({**payload, "id": f" {donation_id}"}, "BAD_USER_INPUT"),
+        ({**payload, "id": f"{donation_id}\t"}, "BAD_USER_INPUT"),
+        ({**payload, "id": "x" * 129}, "BAD_USER_INPUT"),
     ]:
         admin = served_graph.token(Role.ADMIN, "ops")
         assert error_codes(gql(client, RECORD, admin, input=bad)) == [code]
+    assert gql(client, RECORD, as_donor, input=payload)["data"]["recordDonation"] == first
 
 
 def test_subscription_receives_recorded_donation(

@@ -15,6 +15,7 @@ from donor_match.errors import InvalidInputError
 from donor_match.services.auth import Principal, Role, require_principal
 from donor_match.services.catalog import CatalogService
 from donor_match.services.events import EventBus, donation_topic, matches_topic
+from donor_match.services.ids import check_id
 from graph_store import GraphStore, StoreError, statement
 
 MAX_AMOUNT = 1e9
@@ -47,9 +48,9 @@ class DonationService:
         )
         if not (math.isfinite(amount) and 0 < amount <= MAX_AMOUNT):
             raise InvalidInputError(f"amount must be a number in (0, {MAX_AMOUNT:g}], got {amount}")
-        if donation_id is not None and not donation_id.strip():
-            raise InvalidInputError("id must not be blank")
-        donation_id = donation_id or f"donation-{uuid.uuid4()}"
+        donation_id = check_id("id", donation_id) if donation_id is not None else (
+            f"donation-{uuid.uuid4()}"
+        )
         params = {
             "id": donation_id,
             "donor_id": donor_id,

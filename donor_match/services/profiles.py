@@ -15,6 +15,7 @@ from donor_match.errors import InvalidInputError, NotFoundError
 from donor_match.services.auth import Principal, Role, require_principal
 from donor_match.services.catalog import CatalogService
 from donor_match.services.events import EventBus, matches_topic, nonprofit_topic
+from donor_match.services.ids import check_id
 from graph_store import GraphStore, statement
 
 MAX_NAME = 200
@@ -89,6 +90,7 @@ class ProfileService:
     def upsert_nonprofit(self, principal: Principal | None, profile: NonprofitProfile) -> Nonprofit:
         """Create or replace a nonprofit's profile: the nonprofit itself, or an admin."""
         require_principal(principal).require_self_or(profile.id, Role.NONPROFIT, Role.ADMIN)
+        check_id("id", profile.id)
         name = profile.name.strip()
         if not name or len(name) > MAX_NAME:
             raise InvalidInputError(f"name must be 1 to {MAX_NAME} characters")
@@ -135,9 +137,8 @@ class ProfileService:
         """
         caller = require_principal(principal)
         caller.require_self_or(draft.nonprofit_id, Role.NONPROFIT, Role.ADMIN)
-        if draft.id is not None and not draft.id.strip():
-            raise InvalidInputError("id must not be blank")
         if draft.id is not None:
+            check_id("id", draft.id)
             owner = self._owner(draft.id)
             if owner is not None:
                 caller.require_self_or(owner, Role.NONPROFIT, Role.ADMIN)
