@@ -91,14 +91,7 @@ class ProfileService:
         """Create or replace a nonprofit's profile: the nonprofit itself, or an admin."""
         require_principal(principal).require_self_or(profile.id, Role.NONPROFIT, Role.ADMIN)
         check_id("id", profile.id)
-        name = profile.name.strip()
-        if not name or len(name) > MAX_NAME:
-            raise InvalidInputError(f"name must be 1 to {MAX_NAME} characters")
-        if profile.description is not None and len(profile.description) > MAX_DESCRIPTION:
-            raise InvalidInputError(f"description must be at most {MAX_DESCRIPTION} characters")
-        if not profile.cause_ids:
-            raise InvalidInputError("causeIds must name at least one cause")
-        self._check_causes(profile.cause_ids)
+        name = self._check_page("name", profile.name, profile.description, profile.cause_ids)
         self._check_region(profile.region_id)
         _check_amount("fundingNeed", profile.funding_need)
         self._store.write(
@@ -146,14 +139,7 @@ class ProfileService:
                     raise InvalidInputError(
                         f"initiative {draft.id!r} belongs to nonprofit {owner!r}; it cannot move"
                     )
-        title = draft.title.strip()
-        if not title or len(title) > MAX_NAME:
-            raise InvalidInputError(f"title must be 1 to {MAX_NAME} characters")
-        if draft.description is not None and len(draft.description) > MAX_DESCRIPTION:
-            raise InvalidInputError(f"description must be at most {MAX_DESCRIPTION} characters")
-        if not draft.cause_ids:
-            raise InvalidInputError("causeIds must name at least one cause")
-        self._check_causes(draft.cause_ids)
+        title = self._check_page("title", draft.title, draft.description, draft.cause_ids)
         _check_amount("fundingGoal", draft.funding_goal)
         _check_amount("fundingNeed", draft.funding_need)
         if (draft.funding_goal is not None and draft.funding_need is not None
@@ -201,6 +187,20 @@ class ProfileService:
         await to_thread.run_sync(self._catalog.nonprofit, nonprofit_id)  # NOT_FOUND
         async for _ in self._events.subscribe(nonprofit_topic(nonprofit_id)):
             yield await to_thread.run_sync(self._catalog.nonprofit, nonprofit_id)
+
+    def _check_page(
+        self, field: str, heading: str, description: str | None, cause_ids: Sequence[str]
+    ) -> str:
+        """What a nonprofit's or an initiative's page must have; returns the stripped heading."""
+        heading = heading.strip()
+        if not heading or len(heading) > MAX_NAME:
+            raise InvalidInputError(f"{field} must be 1 to {MAX_NAME} characters")
+        if description is not None and len(description) > MAX_DESCRIPTION:
+            raise InvalidInputError(f"description must be at most {MAX_DESCRIPTION} characters")
+        if not cause_ids:
+            raise InvalidInputError("causeIds must name at least one cause")
+        self._check_causes(cause_ids)
+        return heading
 
     def _check_causes(self, cause_ids: Sequence[str]) -> None:
         if len(cause_ids) > MAX_CAUSES:
