@@ -98,7 +98,9 @@ def phase_raw(args: argparse.Namespace) -> dict[str, Any]:
         merge = merge_statement(name)
         rows, seconds = 0, 0.0
         # Build a slice of batches (untimed), then time only sending them.
-        for chunk in pq.ParquetFile(path).iter_batches(batch_size=args.batch_size * 50):
+        # pre_buffer=False as in etl.sources.files: the cache would grow with the file.
+        parquet = pq.ParquetFile(path, pre_buffer=False)
+        for chunk in parquet.iter_batches(batch_size=args.batch_size * 50):
             records = complete(name, chunk.to_pylist())
             batches = [records[i:i + args.batch_size]
                        for i in range(0, len(records), args.batch_size)]

@@ -142,3 +142,10 @@ ENTITIES: dict[str, Entity] = {
 # Referenced entities before the rows that reference them.
 LOAD_ORDER: tuple[str, ...] = tuple(ENTITIES)
 NODE_ENTITIES: tuple[str, ...] = tuple(name for name in LOAD_ORDER if ENTITIES[name].is_node)
+# Entities with ids that no column references (donations): their accepted ids serve only to
+# find duplicates, which `etl.repeats` does without remembering them all.
+UNREFERENCED: tuple[str, ...] = tuple(
+    name for name in LOAD_ORDER
+    if "id" in ENTITIES[name].column_names
+    and not any(c.references == name for spec in ENTITIES.values() for c in spec.columns)
+)

@@ -15,11 +15,16 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from etl import manifest as mf
+from etl.entities import UNREFERENCED
+from etl.repeats import repeated_hashes, source_ids
 from etl.sources.base import Reject, Source, SourceError
 from etl.validate import DEFAULT_FUTURE_TOLERANCE_S, Checked, Validator
 from etl.writer import donation_endpoints, existing_ids, write_batch
@@ -251,8 +256,16 @@ def _write_all(
 ) -> None:
     items: queue.Queue[Any] = queue.Queue(maxsize=8)
     stop = threading.Event()
+    # The repeat scan reads its entity once ahead of validation, in a thread of its own, so it
+    # overlaps with writing the entities before it.
+    scans = ThreadPoolExecutor(max_workers=1, thread_name_prefix="etl-repeats")
+    repeats = {
+        entity: scans.submit(
+            repeated_hashes, source_ids(source, entity, options.batch_size, stop), directory)
+        for entity in source.entities() if entity in UNREFERENCED
+    }
     producer = threading.Thread(
-        target=_produce, args=(source, options, validator, items, stop), daemon=True,
+        target=_produce, args=(source, options, validator, repeats, items, stop), daemon=True,
         name="etl-validate",
     )
     for entity in source.entities():
@@ -278,10 +291,12 @@ def _write_all(
     finally:
         stop.set()
         producer.join(timeout=10)
+        scans.shutdown(wait=False, cancel_futures=True)
 
 
 def _produce(source: Source, options: LoadOptions, validator: Validator,
-             items: queue.Queue[Any], stop: threading.Event) -> None:
+             repeats: dict[str, Future[np.ndarray]], items: queue.Queue[Any],
+             stop: threading.Event) -> None:
     def put(item: object) -> bool:
         while not stop.is_set():
             try:
@@ -293,6 +308,8 @@ def _produce(source: Source, options: LoadOptions, validator: Validator,
 
     try:
         for entity in source.entities():
+            if entity in repeats:
+                validator.limit_duplicates_to(entity, repeats[entity].result())
             checked = validator.run(entity, source.batches(entity, options.batch_size))
             for index, (batch, final) in enumerate(_with_last(checked)):
                 if not put(_Item(entity, index, batch, final)):

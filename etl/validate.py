@@ -3,6 +3,8 @@
 A row is accepted only if every check passes; otherwise each problem becomes a `Reject` (file,
 line, column, reason). References resolve against the ids accepted earlier in the same load
 (entities load in `LOAD_ORDER`, so referenced ones come first) and then against the store.
+Duplicate ids are found among the ids accepted earlier in the load; for an entity that nothing
+references, among the few ids that an earlier pass found repeated (`limit_duplicates_to`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from etl.entities import ENTITIES, NODE_ENTITIES, Entity
+from etl.entities import ENTITIES, NODE_ENTITIES, UNREFERENCED, Entity
 from etl.fastpath import canonical_rows
 from etl.idset import IdSet
 from etl.parse import is_missing, parser_for
@@ -22,6 +24,7 @@ from etl.sources.base import RawBatch, Reject
 # (entity, ids) -> the ids that exist in the store.
 Lookup = Callable[[str, list[str]], set[str]]
 DEFAULT_FUTURE_TOLERANCE_S = 24 * 3600  # clocks and time zones of the sending platform
+_DUPLICATE = "duplicate id: an earlier row of this load has it"
 
 
 @dataclass
@@ -56,10 +59,22 @@ class Validator:
         self.rejected = {name: IdSet() for name in NODE_ENTITIES}
         self._in_store = {name: IdSet() for name in NODE_ENTITIES}
         self._not_in_store = {name: IdSet() for name in NODE_ENTITIES}
+        # Entities checked for duplicates among known repeats only: repeated hashes, and the
+        # ids accepted so far among them.
+        self._repeated: dict[str, tuple[np.ndarray, set[str]]] = {}
         self._parsers = {
             name: [(c.name, parser_for(c, self.max_ts), c.required) for c in entity.columns]
             for name, entity in ENTITIES.items()
         }
+
+    def limit_duplicates_to(self, entity: str, repeated: np.ndarray) -> None:
+        """Look for duplicate ids of `entity` only among `repeated`, the hashes occurring more
+        than once in its input (`etl.repeats`), rather than remember every id it accepts: for
+        entities that nothing references, whose accepted ids are needed for nothing else."""
+        if entity not in UNREFERENCED:
+            raise ValueError(f"{entity} is referenced: its accepted ids must be remembered")
+        self.accepted.pop(entity)
+        self._repeated[entity] = (repeated, set())
 
     def run(self, entity: str, batches: Iterable[RawBatch]) -> Iterator[Checked]:
         spec = ENTITIES[entity]
@@ -132,20 +147,30 @@ class Validator:
         return known
 
     def _check_duplicates(self, spec: Entity, rows: list[_Row]) -> None:
-        if spec.name not in self.accepted:
+        if spec.name not in self.accepted and spec.name not in self._repeated:
             return
         candidates = [r for r in rows if not r.problems]
         if not candidates:
             return
         hashes = IdSet.hashes([r.values["id"] for r in candidates])
+        if spec.name in self._repeated:
+            repeated, seen = self._repeated[spec.name]
+            # A hash that occurs once in the whole input cannot be a duplicate; the rest are
+            # compared as text, so a hash collision rejects nothing.
+            for index in np.flatnonzero(np.isin(hashes, repeated)):
+                row = candidates[index]
+                if row.values["id"] in seen:
+                    row.problems.append(("id", _DUPLICATE))
+                else:
+                    seen.add(row.values["id"])
+            return
         duplicate = self.accepted[spec.name].contains(hashes)
         _, first = np.unique(hashes, return_index=True)
         repeated = np.ones(len(hashes), dtype=bool)
         repeated[first] = False  # later rows of this batch with the same id
         duplicate |= repeated
         for index in np.flatnonzero(duplicate):
-            candidates[index].problems.append(
-                ("id", "duplicate id: an earlier row of this load has it"))
+            candidates[index].problems.append(("id", _DUPLICATE))
         self.accepted[spec.name].add(hashes[~duplicate])
 
     def _self_referencing(self, spec: Entity, batches: Iterable[RawBatch]) -> Iterator[Checked]:
@@ -160,8 +185,7 @@ class Validator:
             for row in rows:
                 if not row.problems:
                     if row.values["id"] in ids:
-                        row.problems.append(("id", "duplicate id: an earlier row of this load "
-                                                   "has it"))
+                        row.problems.append(("id", _DUPLICATE))
                     else:
                         ids[row.values["id"]] = 1
         parsed_ids = {row.values["id"] for _, rows in parsed for row in rows}

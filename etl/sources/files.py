@@ -149,7 +149,9 @@ class ParquetFile:
         require_file(path)
         self.path = path
         try:
-            self._file = pq.ParquetFile(path)
+            # pre_buffer would cache every column chunk read until the file is closed: RSS
+            # grew by 250 MB over a 10M-row file. Reading row group by row group keeps it flat.
+            self._file = pq.ParquetFile(path, pre_buffer=False)
         except (pa.ArrowException, OSError) as exc:
             raise SourceError(
                 path, f"not a readable Parquet file (truncated or corrupt): {exc}"
