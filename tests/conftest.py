@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role, TokenService
 from donor_match.settings import AppSettings, AuthSettings
@@ -21,6 +24,7 @@ from graph_model.config import TrainConfig
 from graph_model.train import train
 from graph_store import GraphStore, StoreSettings, open_store
 from graph_store.embedded import EmbeddedFalkorDB
+from graphql_api.app import create_app
 
 
 def free_port() -> int:
@@ -100,3 +104,32 @@ def served_graph(
         store.close()
     train(snapshot_dir, app_settings.models_dir, TINY_TRAINING)
     return ServedGraph(store_settings, app_settings, tables)
+
+
+@pytest.fixture(scope="module")
+def client(served_graph: ServedGraph) -> Iterator[TestClient]:
+    """The API on the served graph, one app per test module (modules with other settings
+    define their own)."""
+    app = create_app(served_graph.app_settings, served_graph.store_settings, TEST_AUTH)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def graphql(client: TestClient, query: str, headers: dict[str, str] | None = None,
+            **variables: Any) -> dict[str, Any]:
+    """POST one operation; GraphQL answers 200 even for errors, which the body carries."""
+    response = client.post("/graphql", json={"query": query, "variables": variables},
+                           headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def error_codes(body: dict[str, Any]) -> list[str]:
+    return [error["extensions"]["code"] for error in body.get("errors", [])]
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import TEST_AUTH, ServedGraph
+from conftest import TEST_AUTH, ServedGraph, error_codes
 from starlette.testclient import TestClient
 
 from donor_match.services.analytics import refusal
@@ -36,10 +36,6 @@ def run(client: TestClient, served_graph: ServedGraph, cypher: str,
     headers = served_graph.token(role, "ana") if role else {}
     return client.post("/graphql", headers=headers,
                        json={"query": QUERY, "variables": {"c": cypher, "p": params}}).json()
-
-
-def codes(body: dict[str, Any]) -> list[str]:
-    return [e["extensions"]["code"] for e in body.get("errors", [])]
 
 
 def test_analysts_query_the_anonymized_graph_only(
@@ -80,10 +76,12 @@ def test_parameters_nodes_and_the_row_cap(client: TestClient, served_graph: Serv
         "CREATE INDEX FOR (d:Donor) ON (d.email)",
     ],
 )
+
+
 def test_writes_schema_and_admin_are_forbidden(
     client: TestClient, served_graph: ServedGraph, cypher: str
 ) -> None:
-    assert codes(run(client, served_graph, cypher)) == ["FORBIDDEN"]
+    assert error_codes(run(client, served_graph, cypher)) == ["FORBIDDEN"]
 
 
 def test_keywords_inside_strings_are_not_refused() -> None:
@@ -106,10 +104,12 @@ def test_the_store_refuses_writes_on_the_analyst_path_too(served_graph: ServedGr
     [(None, "UNAUTHENTICATED"), (Role.DONOR, "FORBIDDEN"), (Role.NONPROFIT, "FORBIDDEN"),
      (Role.INTEGRATOR, "FORBIDDEN")],
 )
+
+
 def test_only_analysts_and_admins(
     client: TestClient, served_graph: ServedGraph, role: Role | None, code: str
 ) -> None:
-    assert codes(run(client, served_graph, "RETURN 1 AS one", role=role)) == [code]
+    assert error_codes(run(client, served_graph, "RETURN 1 AS one", role=role)) == [code]
     assert "errors" not in run(client, served_graph, "RETURN 1 AS one", role=Role.ADMIN)
 
 
@@ -117,5 +117,5 @@ def test_broken_cypher_is_bad_input_without_internals(
     client: TestClient, served_graph: ServedGraph
 ) -> None:
     body = run(client, served_graph, "MATCH (d:Donor RETURN d")
-    assert codes(body) == ["BAD_USER_INPUT"]
+    assert error_codes(body) == ["BAD_USER_INPUT"]
     assert "falkordb://" not in body["errors"][0]["message"]

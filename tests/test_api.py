@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import TEST_AUTH, ServedGraph
+from conftest import TEST_AUTH, ServedGraph, graphql, wait_for
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -27,30 +25,6 @@ mutation Record($input: RecordDonationInput!) {
   recordDonation(input: $input) { id donorId nonprofitId amount timestamp }
 }
 """
-
-
-@pytest.fixture(scope="module")
-def client(served_graph: ServedGraph) -> Iterator[TestClient]:
-    app = create_app(served_graph.app_settings, served_graph.store_settings, TEST_AUTH)
-    with TestClient(app) as test_client:
-        yield test_client
-
-
-def gql(
-    client: TestClient, query: str, headers: dict[str, str] | None = None, **variables: Any
-) -> dict[str, Any]:
-    response = client.post(
-        "/graphql", json={"query": query, "variables": variables}, headers=headers
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def error_codes(body: dict[str, Any]) -> list[str]:
@@ -74,7 +48,7 @@ def test_matches_are_k_distinct_unsupported_nonprofits(
 ) -> None:
     donor_id = donors_by_activity(served_graph)[0]  # the donor with the most history
     as_donor = served_graph.token(Role.DONOR, donor_id)
-    body = gql(client, MATCHES, as_donor, donorId=donor_id, first=10)
+    body = graphql(client, MATCHES, as_donor, donorId=donor_id, first=10)
     assert "errors" not in body, body
     matches = body["data"]["matches"]
     ids = [m["nonprofit"]["id"] for m in matches]
@@ -88,7 +62,7 @@ def test_matches_are_k_distinct_unsupported_nonprofits(
 
 def test_donor_nonprofit_and_causes(client: TestClient, served_graph: ServedGraph) -> None:
     donor = served_graph.tables["donors"].to_pylist()[0]
-    body = gql(
+    body = graphql(
         client,
         "query($id: ID!) { donor(id: $id) { id name region { id } causes { id name } } }",
         served_graph.token(Role.DONOR, donor["id"]),
@@ -103,7 +77,7 @@ def test_donor_nonprofit_and_causes(client: TestClient, served_graph: ServedGrap
     }
     assert {c["id"] for c in body["data"]["donor"]["causes"]} == stated
 
-    causes = gql(client, "{ causes { id name } }")["data"]["causes"]  # public: no token
+    causes = graphql(client, "{ causes { id name } }")["data"]["causes"]  # public: no token
     assert len(causes) == served_graph.tables["causes"].num_rows
 
 
@@ -120,6 +94,8 @@ def test_donor_nonprofit_and_causes(client: TestClient, served_graph: ServedGrap
         ("{ donor(id: ", {}, "GRAPHQL_PARSE_FAILED"),
     ],
 )
+
+
 def test_bad_requests_get_coded_errors(
     client: TestClient, served_graph: ServedGraph, query: str, variables: dict[str, Any], code: str
 ) -> None:
@@ -142,13 +118,13 @@ def test_record_donation_validates_and_is_idempotent(
     donation_id = f"api-test-{uuid.uuid4()}"
     payload = {"donorId": donor_id, "nonprofitId": nonprofit_id, "amount": 25.5, "id": donation_id}
     as_donor = served_graph.token(Role.DONOR, donor_id)
-    first = gql(client, RECORD, as_donor, input=payload)["data"]["recordDonation"]
-    again = gql(client, RECORD, as_donor, input=payload)["data"]["recordDonation"]
+    first = graphql(client, RECORD, as_donor, input=payload)["data"]["recordDonation"]
+    again = graphql(client, RECORD, as_donor, input=payload)["data"]["recordDonation"]
     assert first == again
     assert first["amount"] == 25.5
 
     # The new gift is excluded from the donor's matches at once, without retraining.
-    matches = gql(client, MATCHES, as_donor, donorId=donor_id, first=50)["data"]["matches"]
+    matches = graphql(client, MATCHES, as_donor, donorId=donor_id, first=50)["data"]["matches"]
     assert nonprofit_id not in {m["nonprofit"]["id"] for m in matches}
 
     for bad, code in [
@@ -162,8 +138,8 @@ def test_record_donation_validates_and_is_idempotent(
         ({**payload, "id": "x" * 129}, "BAD_USER_INPUT"),
     ]:
         admin = served_graph.token(Role.ADMIN, "ops")
-        assert error_codes(gql(client, RECORD, admin, input=bad)) == [code]
-    assert gql(client, RECORD, as_donor, input=payload)["data"]["recordDonation"] == first
+        assert error_codes(graphql(client, RECORD, admin, input=bad)) == [code]
+    assert graphql(client, RECORD, as_donor, input=payload)["data"]["recordDonation"] == first
 
 
 def test_subscription_receives_recorded_donation(
@@ -188,7 +164,7 @@ def test_subscription_receives_recorded_donation(
         )
         # The subscription registers asynchronously; publish only once it listens.
         wait_for(lambda: client.app.state.services.events.subscriber_count() == 1)
-        recorded = gql(
+        recorded = graphql(
             client,
             RECORD,
             served_graph.token(Role.DONOR, donor_id),
@@ -260,7 +236,7 @@ def test_a_donation_on_one_api_process_reaches_a_subscriber_on_another(
             "query": f'subscription {{ donationRecorded(nonprofitId: "{nonprofit_id}") '
                      "{ id amount } }"}})
         wait_for(lambda: listener.app.state.services.events.subscriber_count() == 1)
-        recorded = gql(writer, RECORD, served_graph.token(Role.DONOR, donor_id),
+        recorded = graphql(writer, RECORD, served_graph.token(Role.DONOR, donor_id),
                        input={"donorId": donor_id, "nonprofitId": nonprofit_id,
                               "amount": 12.5})["data"]["recordDonation"]
         message = ws.receive_json()

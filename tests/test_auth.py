@@ -6,13 +6,12 @@ import base64
 import json
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import jwt
 import pytest
-from conftest import TEST_AUTH, ServedGraph, free_port
+from conftest import TEST_AUTH, ServedGraph, error_codes, free_port, graphql
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 from starlette.testclient import TestClient
@@ -21,7 +20,6 @@ from donor_match.services.auth import Role, TokenService, UnauthenticatedError
 from donor_match.services.matching import match_id
 from donor_match.settings import AuthSettings
 from graph_model.artifacts import current_artifact_dir
-from graphql_api.app import create_app
 
 DONOR, OTHER_DONOR = "donor-000001", "donor-000002"
 NONPROFIT, OTHER_NONPROFIT = "nonprofit-00001", "nonprofit-00002"
@@ -84,22 +82,9 @@ OPERATIONS: dict[str, tuple[str, set[str]]] = {
 PUBLIC = [f'{{ nonprofit(id: "{NONPROFIT}") {{ name causes {{ id }} }} }}', "{ causes { id } }"]
 
 
-@pytest.fixture(scope="module")
-def client(served_graph: ServedGraph) -> Iterator[TestClient]:
-    app = create_app(served_graph.app_settings, served_graph.store_settings, TEST_AUTH)
-    with TestClient(app) as test_client:
-        yield test_client
-
-
 def headers_for(served_graph: ServedGraph, caller: str) -> dict[str, str]:
     who = CALLERS[caller]
     return served_graph.token(*who) if who else {}
-
-
-def post(client: TestClient, query: str, headers: dict[str, str]) -> dict[str, Any]:
-    response = client.post("/graphql", json={"query": query}, headers=headers)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def causes_of(served_graph: ServedGraph, kind: str, owner: str) -> list[str]:
@@ -116,7 +101,7 @@ def nonprofit_profile(served_graph: ServedGraph) -> str:
 
 
 def new_key(client: TestClient, served_graph: ServedGraph, role: str = "INTEGRATOR") -> dict:
-    body = post(
+    body = graphql(
         client,
         f'mutation {{ createApiKey(subject: "platform", role: {role}) {{ id key }} }}',
         headers_for(served_graph, "admin"),
@@ -127,7 +112,7 @@ def new_key(client: TestClient, served_graph: ServedGraph, role: str = "INTEGRAT
 def new_initiative(client: TestClient, served_graph: ServedGraph) -> str:
     """A fresh initiative of NONPROFIT, for a test that deletes one."""
     cause = causes_of(served_graph, "nonprofit", NONPROFIT)[0]
-    body = post(
+    body = graphql(
         client,
         f'mutation {{ upsertInitiative(input: {{nonprofitId: "{NONPROFIT}", title: "Doomed", '
         f'causeIds: ["{cause}"]}}) {{ id }} }}',
@@ -153,8 +138,8 @@ def test_authorization_matrix(
         .replace("{match_id}", match_id(DONOR, NONPROFIT))
         .replace("{version}", current_artifact_dir(served_graph.app_settings.models_dir).name)
     )
-    body = post(client, query, headers_for(served_graph, caller))
-    codes = [e["extensions"]["code"] for e in body.get("errors", [])]
+    body = graphql(client, query, headers_for(served_graph, caller))
+    codes = error_codes(body)
     if caller in allowed:
         assert not codes, body
     elif CALLERS[caller] is None:
@@ -168,7 +153,7 @@ def test_authorization_matrix(
 def test_public_catalog_is_open_to_everyone(
     client: TestClient, served_graph: ServedGraph, query: str, caller: str
 ) -> None:
-    assert "errors" not in post(client, query, headers_for(served_graph, caller))
+    assert "errors" not in graphql(client, query, headers_for(served_graph, caller))
 
 
 @pytest.mark.parametrize("caller", CALLERS)
@@ -196,16 +181,16 @@ def test_api_keys_authenticate_until_revoked(
 ) -> None:
     issued = new_key(client, served_graph)
     record = OPERATIONS["recordDonation"][0]
-    assert "errors" not in post(client, record, {"X-API-Key": issued["key"]})
-    post(client, f'mutation {{ revokeApiKey(id: "{issued["id"]}") }}',
+    assert "errors" not in graphql(client, record, {"X-API-Key": issued["key"]})
+    graphql(client, f'mutation {{ revokeApiKey(id: "{issued["id"]}") }}',
          headers_for(served_graph, "admin"))
     for key in (issued["key"], issued["key"] + "x", "dm_nope_nope", "garbage"):
-        body = post(client, record, {"X-API-Key": key})
+        body = graphql(client, record, {"X-API-Key": key})
         assert [e["extensions"]["code"] for e in body["errors"]] == ["UNAUTHENTICATED"]
 
 
 def test_api_keys_are_not_for_people(client: TestClient, served_graph: ServedGraph) -> None:
-    body = post(client, 'mutation { createApiKey(subject: "x", role: ADMIN) { id } }',
+    body = graphql(client, 'mutation { createApiKey(subject: "x", role: ADMIN) { id } }',
                 headers_for(served_graph, "admin"))
     assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
 
@@ -239,12 +224,11 @@ BAD_TOKENS = {
 
 
 @pytest.mark.parametrize("kind", BAD_TOKENS)
-def test_bad_tokens_are_unauthenticated(
-    client: TestClient, kind: str
-) -> None:
+def test_bad_tokens_are_unauthenticated(client: TestClient, kind: str) -> None:
     with pytest.raises(UnauthenticatedError):
         TokenService(TEST_AUTH).verify(BAD_TOKENS[kind])
-    body = post(client, OPERATIONS["matches"][0], {"Authorization": f"Bearer {BAD_TOKENS[kind]}"})
+    bearer = {"Authorization": f"Bearer {BAD_TOKENS[kind]}"}
+    body = graphql(client, OPERATIONS["matches"][0], bearer)
     assert [e["extensions"]["code"] for e in body["errors"]] == ["UNAUTHENTICATED"]
 
 

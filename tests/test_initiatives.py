@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import TEST_AUTH, ServedGraph
+from conftest import ServedGraph, error_codes, graphql
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
-from graphql_api.app import create_app
 
 UPSERT = """mutation($in: InitiativeInput!) {
   upsertInitiative(input: $in) {
@@ -18,25 +16,6 @@ UPSERT = """mutation($in: InitiativeInput!) {
 DELETE = "mutation($id: ID!) { deleteInitiative(id: $id) }"
 OF = """query($id: ID!) { nonprofit(id: $id) { id initiatives { id title fundingNeed
   causes { id } } } }"""
-
-
-@pytest.fixture(scope="module")
-def client(served_graph: ServedGraph) -> Iterator[TestClient]:
-    app = create_app(served_graph.app_settings, served_graph.store_settings, TEST_AUTH)
-    with TestClient(app) as test_client:
-        yield test_client
-
-
-def post(client: TestClient, query: str, headers: dict[str, str] | None = None,
-         **variables: Any) -> dict[str, Any]:
-    response = client.post("/graphql", json={"query": query, "variables": variables},
-                           headers=headers)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def codes(body: dict[str, Any]) -> list[str]:
-    return [e["extensions"]["code"] for e in body.get("errors", [])]
 
 
 def nonprofit(served_graph: ServedGraph, index: int) -> str:
@@ -54,7 +33,7 @@ def test_a_nonprofit_creates_edits_lists_and_deletes_its_initiatives(
     me = served_graph.token(Role.NONPROFIT, owner)
     draft = {"nonprofitId": owner, "title": "  School garden ", "causeIds": causes[:2],
              "description": "Raised beds", "fundingGoal": 5000, "fundingNeed": 3000}
-    created = post(client, UPSERT, me, **{"in": draft})["data"]["upsertInitiative"]
+    created = graphql(client, UPSERT, me, **{"in": draft})["data"]["upsertInitiative"]
     assert created["id"].startswith("initiative-")
     assert created["nonprofitId"] == owner
     assert created["title"] == "School garden"
@@ -62,17 +41,17 @@ def test_a_nonprofit_creates_edits_lists_and_deletes_its_initiatives(
     assert created["causes"] == [{"id": c, "name": names[c]} for c in sorted(causes[:2])]
     assert created["postedAt"] > 0
 
-    edited = post(client, UPSERT, me, **{"in": {**draft, "id": created["id"], "fundingNeed": 10,
+    edited = graphql(client, UPSERT, me, **{"in": {**draft, "id": created["id"], "fundingNeed": 10,
                                                 "causeIds": [causes[3]]}})
     edited = edited["data"]["upsertInitiative"]
     assert edited["postedAt"] == created["postedAt"]  # first posting time kept
-    listed = post(client, OF, id=owner)["data"]["nonprofit"]["initiatives"]  # public
+    listed = graphql(client, OF, id=owner)["data"]["nonprofit"]["initiatives"]  # public
     assert listed == [{"id": created["id"], "title": "School garden", "fundingNeed": 10.0,
                        "causes": [{"id": causes[3]}]}]
 
-    assert post(client, DELETE, me, id=created["id"])["data"]["deleteInitiative"] is True
-    assert post(client, OF, id=owner)["data"]["nonprofit"]["initiatives"] == []
-    assert codes(post(client, DELETE, me, id=created["id"])) == ["NOT_FOUND"]
+    assert graphql(client, DELETE, me, id=created["id"])["data"]["deleteInitiative"] is True
+    assert graphql(client, OF, id=owner)["data"]["nonprofit"]["initiatives"] == []
+    assert error_codes(graphql(client, DELETE, me, id=created["id"])) == ["NOT_FOUND"]
 
 
 def test_initiatives_stay_with_their_nonprofit(
@@ -81,22 +60,22 @@ def test_initiatives_stay_with_their_nonprofit(
     owner, other = nonprofit(served_graph, 51), nonprofit(served_graph, 52)
     cause = served_graph.tables["causes"].column("id")[0].as_py()
     draft = {"nonprofitId": owner, "title": "Shelter beds", "causeIds": [cause]}
-    created = post(client, UPSERT, served_graph.token(Role.NONPROFIT, owner),
+    created = graphql(client, UPSERT, served_graph.token(Role.NONPROFIT, owner),
                    **{"in": draft})["data"]["upsertInitiative"]
     as_other = served_graph.token(Role.NONPROFIT, other)
     try:
         # Another nonprofit may neither take it over nor edit or delete it.
-        taken = post(client, UPSERT, as_other,
+        taken = graphql(client, UPSERT, as_other,
                      **{"in": {**draft, "id": created["id"], "nonprofitId": other}})
-        assert codes(taken) == ["FORBIDDEN"]
-        assert codes(post(client, DELETE, as_other, id=created["id"])) == ["FORBIDDEN"]
+        assert error_codes(taken) == ["FORBIDDEN"]
+        assert error_codes(graphql(client, DELETE, as_other, id=created["id"])) == ["FORBIDDEN"]
         # Not even an admin moves it to another nonprofit.
-        moved = post(client, UPSERT, served_graph.token(Role.ADMIN, "ops"),
+        moved = graphql(client, UPSERT, served_graph.token(Role.ADMIN, "ops"),
                      **{"in": {**draft, "id": created["id"], "nonprofitId": other}})
-        assert codes(moved) == ["BAD_USER_INPUT"]
+        assert error_codes(moved) == ["BAD_USER_INPUT"]
         assert owner in moved["errors"][0]["message"]
     finally:
-        post(client, DELETE, served_graph.token(Role.ADMIN, "ops"), id=created["id"])
+        graphql(client, DELETE, served_graph.token(Role.ADMIN, "ops"), id=created["id"])
 
 
 @pytest.mark.parametrize(
@@ -111,14 +90,16 @@ def test_initiatives_stay_with_their_nonprofit(
         ({"id": " "}, "id"),
     ],
 )
+
+
 def test_bad_initiatives_name_what_is_wrong(
     client: TestClient, served_graph: ServedGraph, change: dict[str, Any], fragment: str
 ) -> None:
     owner = nonprofit(served_graph, 53)
     cause = served_graph.tables["causes"].column("id")[0].as_py()
     draft = {"nonprofitId": owner, "title": "Books", "causeIds": [cause], **change}
-    body = post(client, UPSERT, served_graph.token(Role.ADMIN, "ops"), **{"in": draft})
-    assert codes(body) in (["BAD_USER_INPUT"], ["NOT_FOUND"]), body
+    body = graphql(client, UPSERT, served_graph.token(Role.ADMIN, "ops"), **{"in": draft})
+    assert error_codes(body) in (["BAD_USER_INPUT"], ["NOT_FOUND"]), body
     assert fragment in body["errors"][0]["message"]
 
 
@@ -133,7 +114,7 @@ def test_initiatives_of_a_page_of_nonprofits_cost_one_more_round_trip(
     page = """{ nonprofits(first: 20) { edges { node { id causes { id }
       initiatives { id causes { id } } } } } }"""
     before = queries()
-    edges = post(client, page)["data"]["nonprofits"]["edges"]
+    edges = graphql(client, page)["data"]["nonprofits"]["edges"]
     assert len(edges) == 20
     # Page of ids, the 20 nonprofits, and all their initiatives in one batched read.
     assert queries() - before == 3
@@ -141,9 +122,9 @@ def test_initiatives_of_a_page_of_nonprofits_cost_one_more_round_trip(
 
 def test_causes_by_id(client: TestClient, served_graph: ServedGraph) -> None:
     cause = served_graph.tables["causes"].to_pylist()[2]
-    found = post(client, "query($id: ID!) { cause(id: $id) { id name } }", id=cause["id"])
+    found = graphql(client, "query($id: ID!) { cause(id: $id) { id name } }", id=cause["id"])
     assert found["data"]["cause"] == cause
-    assert codes(post(client, '{ cause(id: "no-such-cause") { id } }')) == ["NOT_FOUND"]
+    assert error_codes(graphql(client, '{ cause(id: "no-such-cause") { id } }')) == ["NOT_FOUND"]
 
 
 def test_funding_need_is_the_nonprofits_own_to_set(
@@ -153,12 +134,14 @@ def test_funding_need_is_the_nonprofits_own_to_set(
     query = """mutation($n: ID!, $need: Float) {
       setFundingNeed(nonprofitId: $n, fundingNeed: $need) { id fundingNeed } }"""
     me = served_graph.token(Role.NONPROFIT, owner)
-    set_ = post(client, query, me, n=owner, need=750.0)["data"]["setFundingNeed"]
+    set_ = graphql(client, query, me, n=owner, need=750.0)["data"]["setFundingNeed"]
     assert set_ == {"id": owner, "fundingNeed": 750.0}
-    assert codes(post(client, query, me, n=owner, need=-1.0)) == ["BAD_USER_INPUT"]
+    assert error_codes(graphql(client, query, me, n=owner, need=-1.0)) == ["BAD_USER_INPUT"]
     other = served_graph.token(Role.NONPROFIT, nonprofit(served_graph, 55))
-    assert codes(post(client, query, other, n=owner, need=1.0)) == ["FORBIDDEN"]
+    refused = graphql(client, query, other, n=owner, need=1.0)
+    assert error_codes(refused) == ["FORBIDDEN"]
     admin = served_graph.token(Role.ADMIN, "ops")
-    assert codes(post(client, query, admin, n="no-such-nonprofit", need=1.0)) == ["NOT_FOUND"]
-    cleared = post(client, query, me, n=owner, need=None)["data"]["setFundingNeed"]
+    missing = graphql(client, query, admin, n="no-such-nonprofit", need=1.0)
+    assert error_codes(missing) == ["NOT_FOUND"]
+    cleared = graphql(client, query, me, n=owner, need=None)["data"]["setFundingNeed"]
     assert cleared == {"id": owner, "fundingNeed": None}

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from conftest import TEST_AUTH, ServedGraph
+from conftest import TEST_AUTH, ServedGraph, error_codes
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
@@ -31,11 +30,6 @@ def client(served_graph: ServedGraph) -> Iterator[TestClient]:
     with TestClient(create_app(settings, served_graph.store_settings, TEST_AUTH)) as test_client:
         yield test_client
 
-
-def codes(body: dict[str, Any]) -> list[str]:
-    return [error["extensions"]["code"] for error in body.get("errors", [])]
-
-
 VALIDATION, PARSE = "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED"
 
 
@@ -51,11 +45,13 @@ VALIDATION, PARSE = "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED"
         ("{ __schema { types { name } } }", VALIDATION, "introspection"),
     ],
 )
+
+
 def test_operations_over_a_limit_are_refused_before_running(
     client: TestClient, query: str, code: str, fragment: str
 ) -> None:
     body = client.post("/graphql", json={"query": query}).json()
-    assert set(codes(body)) == {code}, body
+    assert set(error_codes(body)) == {code}, body
     assert fragment in body["errors"][0]["message"].lower()
 
 
@@ -63,13 +59,13 @@ def test_operations_within_the_limits_run(client: TestClient) -> None:
     body = client.post(
         "/graphql", json={"query": '{ nonprofit(id: "x") { region { id } causes { id } } }'}
     ).json()
-    assert codes(body) == ["NOT_FOUND"]  # it ran, and found no such nonprofit
+    assert error_codes(body) == ["NOT_FOUND"]  # it ran, and found no such nonprofit
 
 
 def test_large_bodies_get_413_with_a_coded_error(client: TestClient) -> None:
     response = client.post("/graphql", json={"query": "{ causes { id } }", "pad": "x" * 5_000})
     assert response.status_code == 413
-    assert codes(response.json()) == ["BAD_USER_INPUT"]
+    assert error_codes(response.json()) == ["BAD_USER_INPUT"]
 
 
 def test_each_caller_has_its_own_rate_budget(
@@ -78,7 +74,7 @@ def test_each_caller_has_its_own_rate_budget(
     query = {"query": "{ causes { id } }"}
     for _ in range(5):
         assert "errors" not in client.post("/graphql", json=query).json()
-    assert codes(client.post("/graphql", json=query).json()) == ["RATE_LIMITED"]
+    assert error_codes(client.post("/graphql", json=query).json()) == ["RATE_LIMITED"]
     # Another principal still has its budget.
     admin = served_graph.token(Role.ADMIN, "ops")
     assert "errors" not in client.post("/graphql", json=query, headers=admin).json()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import TEST_AUTH, ServedGraph
+from conftest import TEST_AUTH, ServedGraph, error_codes, graphql
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
@@ -27,25 +26,6 @@ NEED = """mutation($n: ID!, $need: Float) {
   setFundingNeed(nonprofitId: $n, fundingNeed: $need) { id fundingNeed } }"""
 
 
-@pytest.fixture(scope="module")
-def client(served_graph: ServedGraph) -> Iterator[TestClient]:
-    app = create_app(served_graph.app_settings, served_graph.store_settings, TEST_AUTH)
-    with TestClient(app) as test_client:
-        yield test_client
-
-
-def post(client: TestClient, query: str, headers: dict[str, str], **variables: Any) -> dict:
-    response = client.post(
-        "/graphql", json={"query": query, "variables": variables}, headers=headers
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def codes(body: dict[str, Any]) -> list[str]:
-    return [e["extensions"]["code"] for e in body.get("errors", [])]
-
-
 def rows(served_graph: ServedGraph, table: str) -> list[dict[str, Any]]:
     return served_graph.tables[table].to_pylist()
 
@@ -64,7 +44,7 @@ def active_donor(served_graph: ServedGraph, rank: int = 0) -> str:
 def matches(
     client: TestClient, served_graph: ServedGraph, donor: str, first: int, **variables: Any
 ) -> list[dict[str, Any]]:
-    body = post(
+    body = graphql(
         client, MATCHES, served_graph.token(Role.DONOR, donor), d=donor, first=first, **variables
     )
     assert "errors" not in body, body
@@ -119,14 +99,15 @@ def test_similar_donors_counts_others_who_gave_where_the_donor_gave(
     busy = {r["donor_id"] for r in donations if r["nonprofit_id"] in {target, *given}}
     peer = next(d["id"] for d in reversed(rows(served_graph, "donors")) if d["id"] not in busy)
     admin = served_graph.token(Role.ADMIN, "ops")
-    post(client, RECORD, admin, **{"in": {"donorId": peer, "nonprofitId": target, "amount": 5}})
+    graphql(client, RECORD, admin, **{"in": {"donorId": peer, "nonprofitId": target, "amount": 5}})
     after_one = {m["nonprofit"]["id"]: m for m in matches(client, served_graph, donor, 5)}
     # Giving to the target alone does not make the peer similar ...
     assert (
         after_one[target]["reasons"]["similarDonors"]
         == (before[target]["reasons"]["similarDonors"])
     )
-    post(client, RECORD, admin, **{"in": {"donorId": peer, "nonprofitId": given[0], "amount": 5}})
+    gift = {"donorId": peer, "nonprofitId": given[0], "amount": 5}
+    graphql(client, RECORD, admin, **{"in": gift})
     after_both = {m["nonprofit"]["id"]: m for m in matches(client, served_graph, donor, 5)}
     # ... giving where our donor gave too does, exactly once.
     assert after_both[target]["reasons"]["similarDonors"] == (
@@ -147,8 +128,8 @@ def test_cursor_pages_continue_the_ranking(client: TestClient, served_graph: Ser
 
     me = served_graph.token(Role.DONOR, donor)
     for bad in ["nonsense", "bWF0Y2g6eDox", "bm9ucHJvZml0OjE="]:  # garbage, bad score, foreign
-        body = post(client, MATCHES, me, d=donor, first=5, after=bad)
-        assert codes(body) == ["BAD_USER_INPUT"], body
+        body = graphql(client, MATCHES, me, d=donor, first=5, after=bad)
+        assert error_codes(body) == ["BAD_USER_INPUT"], body
 
 
 @pytest.mark.parametrize("weight", [-0.1, 1.5, 1e9])
@@ -156,8 +137,9 @@ def test_impact_weight_outside_zero_to_one_is_bad_input(
     client: TestClient, served_graph: ServedGraph, weight: float
 ) -> None:
     donor = active_donor(served_graph)
-    body = post(client, MATCHES, served_graph.token(Role.DONOR, donor), d=donor, first=3, w=weight)
-    assert codes(body) == ["BAD_USER_INPUT"]
+    headers = served_graph.token(Role.DONOR, donor)
+    body = graphql(client, MATCHES, headers, d=donor, first=3, w=weight)
+    assert error_codes(body) == ["BAD_USER_INPUT"]
     assert "impactWeight" in body["errors"][0]["message"]
 
 
@@ -171,7 +153,7 @@ def test_impact_reranks_by_unmet_need_at_once(
     # The model's 15th choice states a need far beyond anyone else's: impact 1.
     needy = by_model[14]["nonprofit"]["id"]
     as_needy = served_graph.token(Role.NONPROFIT, needy)
-    assert "errors" not in post(client, NEED, as_needy, n=needy, need=5e11)
+    assert "errors" not in graphql(client, NEED, as_needy, n=needy, need=5e11)
     try:
         reranked = matches(client, served_graph, donor, 20, w=1.0)
         ranked = [m["nonprofit"]["id"] for m in reranked]
@@ -185,7 +167,7 @@ def test_impact_reranks_by_unmet_need_at_once(
             assert match["score"] == pytest.approx(expected)
         assert [m["nonprofit"]["id"] for m in half].index(needy) < 14
     finally:
-        post(client, NEED, as_needy, n=needy, need=None)
+        graphql(client, NEED, as_needy, n=needy, need=None)
     back = matches(client, served_graph, donor, 20, w=0.0)
     assert [m["nonprofit"]["id"] for m in back] == [m["nonprofit"]["id"] for m in by_model]
 
@@ -222,7 +204,7 @@ def test_initiative_needs_count_toward_impact(
     target = matches(client, served_graph, donor, 10, w=0.0)[9]["nonprofit"]
     cause = target["causes"][0]["id"]
     owner = served_graph.token(Role.NONPROFIT, target["id"])
-    created = post(
+    created = graphql(
         client,
         """mutation($in: InitiativeInput!) { upsertInitiative(input: $in) { id } }""",
         owner,
@@ -240,7 +222,7 @@ def test_initiative_needs_count_toward_impact(
         found = {m["nonprofit"]["id"]: m for m in matches(client, served_graph, donor, 10, w=1.0)}
         assert found[target["id"]]["impact"] == 1.0
     finally:
-        post(
+        graphql(
             client,
             "mutation($id: ID!) { deleteInitiative(id: $id) }",
             owner,

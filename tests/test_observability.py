@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
-from conftest import TEST_AUTH, ServedGraph
+from conftest import ServedGraph
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
-from graphql_api.app import create_app
 from graphql_api.observability import JsonFormatter
-
-
-@pytest.fixture(scope="module")
-def client(served_graph: ServedGraph) -> Iterator[TestClient]:
-    app = create_app(served_graph.app_settings, served_graph.store_settings, TEST_AUTH)
-    with TestClient(app) as test_client:
-        yield test_client
 
 
 def metric(text: str, name: str) -> float:

@@ -13,7 +13,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import TEST_AUTH, TINY_TRAINING, ServedGraph
+from conftest import TEST_AUTH, TINY_TRAINING, ServedGraph, error_codes
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
@@ -207,23 +207,20 @@ def test_promote_model_mutation_is_for_admins_and_keeps_the_gate(
         assert response.status_code == 200
         return response.json()
 
-    def codes(body: dict) -> list[str]:
-        return [e["extensions"]["code"] for e in body.get("errors", [])]
-
     with TestClient(app) as client:
-        assert codes(promote("v2", {})) == ["UNAUTHENTICATED"]
+        assert error_codes(promote("v2", {})) == ["UNAUTHENTICATED"]
         for role, subject in (
             (Role.DONOR, "donor-000001"),
             (Role.ANALYST, "ana"),
             (Role.INTEGRATOR, "platform"),
         ):
-            assert codes(promote("v2", served_graph.token(role, subject))) == ["FORBIDDEN"]
+            assert error_codes(promote("v2", served_graph.token(role, subject))) == ["FORBIDDEN"]
         assert (models / CURRENT).read_text().strip() == "v1"
 
         refused = promote("v3", admin)
-        assert codes(refused) == ["BAD_USER_INPUT"]
+        assert error_codes(refused) == ["BAD_USER_INPUT"]
         assert "quality gate" in refused["errors"][0]["message"]
-        assert codes(promote("v9", admin)) == ["NOT_FOUND"]
+        assert error_codes(promote("v9", admin)) == ["NOT_FOUND"]
 
         body = promote("v2", admin)
         assert body["data"]["promoteModel"] == {"version": "v2", "previous": "v1", "changed": True}
