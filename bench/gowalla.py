@@ -52,14 +52,14 @@ def main() -> None:
         f"{result.train_interactions} train / {result.test_interactions} test, "
         f"{result.evaluated_users} users evaluated"
     )
-    print(f"{'model':<28} {'Recall@20':>9} {'NDCG@20':>8} {'fit s':>7} {'eval s':>7}")
+    print(f"{'model':<36} {'Recall@20':>9} {'NDCG@20':>8} {'fit s':>7} {'eval s':>7}")
     for model in result.models:
         print(
-            f"{model.name:<28} {model.recall:>9.4f} {model.ndcg:>8.4f} "
+            f"{model.name:<36} {model.recall:>9.4f} {model.ndcg:>8.4f} "
             f"{model.fit_s:>7.0f} {model.eval_s:>7.0f}"
         )
     for name, (recall, ndcg) in PUBLISHED.items():
-        print(f"{name:<28} {recall:>9.4f} {ndcg:>8.4f} {'published':>15}")
+        print(f"{name:<36} {recall:>9.4f} {ndcg:>8.4f} {'published':>15}")
     print(
         f"wall {wall:.0f} s (load average {load_before[0]:.1f} at start, "
         f"{load_after[0]:.1f} at end, {os.cpu_count()} CPUs)"

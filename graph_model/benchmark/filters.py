@@ -16,61 +16,73 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
+from sklearn.utils.extmath import randomized_svd
 
 
-def _inv_sqrt(degrees: np.ndarray) -> np.ndarray:
+def _power(degrees: np.ndarray, exponent: float) -> np.ndarray:
+    """degrees^exponent, 0 where a degree is 0 (a user or item without train interactions)."""
     out = np.zeros_like(degrees, dtype=np.float64)
     positive = degrees > 0
-    out[positive] = degrees[positive] ** -0.5
+    out[positive] = degrees[positive] ** exponent
     return out
 
 
 @dataclass(frozen=True)
 class Spectral:
-    """The normalised graph and its top singular components (shared by the filter and model)."""
+    """The normalised graph and its top singular components (shared by the filters and model)."""
 
-    norm: sp.csr_matrix  # R~, users x items
-    item_inv_sqrt: np.ndarray  # D_i^-1/2 (0 for items without train interactions)
-    item_sqrt: np.ndarray  # D_i^1/2
+    norm: sp.csr_matrix  # R~ = D_u^-e R D_i^-e, users x items
+    exponent: float  # e
+    item_norm: np.ndarray  # D_i^-e (0 for items without train interactions)
+    item_denorm: np.ndarray  # D_i^e
     singular_values: np.ndarray  # descending
     vt: np.ndarray  # (k, items), rows in the order of singular_values
 
 
-def spectral(train: sp.csr_matrix, k: int, seed: int = 0) -> Spectral:
-    """Normalise the train graph and take its top-k singular triplets (truncated SVD)."""
-    user_inv_sqrt = _inv_sqrt(np.asarray(train.sum(axis=1)).ravel())
+def spectral(
+    train: sp.csr_matrix, k: int, seed: int = 0, exponent: float = 0.5, randomized: bool = False
+) -> Spectral:
+    """Normalise the train graph and take its top-k singular triplets (truncated SVD).
+
+    ARPACK (`svds`) for the few hundred components of GF-CF; a randomized SVD (Halko et al.,
+    scikit-learn's) for more, where ARPACK's restarts get slow.
+    """
     item_degrees = np.asarray(train.sum(axis=0)).ravel()
-    item_inv_sqrt = _inv_sqrt(item_degrees)
+    item_norm = _power(item_degrees, -exponent)
     norm = sp.csr_matrix(
-        sp.diags(user_inv_sqrt.astype(np.float32))
+        sp.diags(_power(np.asarray(train.sum(axis=1)).ravel(), -exponent).astype(np.float32))
         @ train
-        @ sp.diags(item_inv_sqrt.astype(np.float32))
+        @ sp.diags(item_norm.astype(np.float32))
     )
     k = min(k, min(norm.shape) - 1)
-    # svds' ARPACK start vector is seeded so that runs are repeatable.
-    v0 = np.random.default_rng(seed).random(min(norm.shape))
-    _, values, vt = svds(norm.astype(np.float64), k=k, v0=v0)
+    if randomized:
+        _, values, vt = randomized_svd(norm, k, n_oversamples=min(100, min(norm.shape) - k),
+                                       n_iter=4, random_state=seed)
+    else:
+        # svds' ARPACK start vector is seeded so that runs are repeatable.
+        v0 = np.random.default_rng(seed).random(min(norm.shape))
+        _, values, vt = svds(norm.astype(np.float64), k=k, v0=v0)
     order = np.argsort(-values)
     return Spectral(
         norm=norm,
-        item_inv_sqrt=item_inv_sqrt.astype(np.float32),
-        item_sqrt=np.sqrt(item_degrees).astype(np.float32),
+        exponent=exponent,
+        item_norm=item_norm.astype(np.float32),
+        item_denorm=_power(item_degrees, exponent).astype(np.float32),
         singular_values=values[order].astype(np.float32),
         vt=np.ascontiguousarray(vt[order], dtype=np.float32),
     )
 
 
-def propagate(
-    train: sp.csr_matrix, spec: Spectral, users: np.ndarray, hops: int
-) -> list[np.ndarray]:
-    """[r P, r P^2, ...] up to P^hops for each user's row r, with P = R~^T R~ (item x item).
+def propagate(spec: Spectral, rows: sp.csr_matrix, hops: int) -> list[np.ndarray]:
+    """[r P, r P^2, ...] up to P^hops for each row r of `rows` (users x items), with
+    P = R~^T R~ (item x item).
 
     P itself is never formed (42M non-zeros on Gowalla, far denser than R~): each hop is two
     products with the sparse R~ on a dense items x users block, 2 x nnz(R~) multiply-adds per
     user and hop.
     """
     norm = spec.norm
-    block = np.ascontiguousarray(train[users].toarray().T)  # items x users
+    block = np.ascontiguousarray(rows.toarray(), dtype=np.float32).T  # items x users
     powers = []
     for _ in range(hops):
         block = np.ascontiguousarray(norm.T @ (norm @ block))
@@ -88,13 +100,13 @@ class GFCF:
 
     def linear(self, users: np.ndarray) -> np.ndarray:
         """r R~^T R~ for each user."""
-        return propagate(self.train, self.spec, users, hops=1)[0]
+        return propagate(self.spec, self.train[users], hops=1)[0]
 
     def ideal(self, users: np.ndarray) -> np.ndarray:
         """r D_i^-1/2 V_k V_k^T D_i^1/2 for each user."""
         spec = self.spec
-        projected = (self.train[users] @ sp.diags(spec.item_inv_sqrt)) @ spec.vt.T
-        return (np.asarray(projected, np.float32) @ spec.vt) * spec.item_sqrt
+        projected = (self.train[users] @ sp.diags(spec.item_norm)) @ spec.vt.T
+        return (np.asarray(projected, np.float32) @ spec.vt) * spec.item_denorm
 
     def __call__(self, users: np.ndarray) -> np.ndarray:
         return self.linear(users) + self.alpha * self.ideal(users)
