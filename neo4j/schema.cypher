@@ -13,3 +13,5 @@ CREATE CONSTRAINT initiative_id IF NOT EXISTS FOR (i:Initiative) REQUIRE i.id IS
 // Matching ranks by unmet funding need: the API reads the few nodes that state one by index.
 CREATE INDEX nonprofit_funding_need IF NOT EXISTS FOR (n:Nonprofit) ON (n.funding_need);
 CREATE INDEX initiative_funding_need IF NOT EXISTS FOR (i:Initiative) ON (i.funding_need);
+// Served-match counters: the API merges one per hour and model version; the drift job sums a window.
+CREATE INDEX matches_served_hour IF NOT EXISTS FOR (s:MatchesServed) ON (s.hour);
