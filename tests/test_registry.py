@@ -13,7 +13,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import TEST_AUTH, TINY_TRAINING, ServedGraph, error_codes
+from conftest import TEST_AUTH, TINY_TRAINING, ServedGraph, error_codes, graphql
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
@@ -201,11 +201,7 @@ def test_promote_model_mutation_is_for_admins_and_keeps_the_gate(
 
     def promote(version: str, headers: dict[str, str]) -> dict:
         query = "mutation($v: String!) { promoteModel(version: $v) { version previous changed } }"
-        response = client.post(
-            "/graphql", json={"query": query, "variables": {"v": version}}, headers=headers
-        )
-        assert response.status_code == 200
-        return response.json()
+        return graphql(client, query, headers, v=version)
 
     with TestClient(app) as client:
         assert error_codes(promote("v2", {})) == ["UNAUTHENTICATED"]

@@ -33,10 +33,19 @@ class Spectral:
 
     norm: sp.csr_matrix  # R~ = D_u^-e R D_i^-e, users x items
     exponent: float  # e
-    item_norm: np.ndarray  # D_i^-e (0 for items without train interactions)
-    item_denorm: np.ndarray  # D_i^e
+    item_degree: np.ndarray  # D_i: train interactions per item
     singular_values: np.ndarray  # descending
     vt: np.ndarray  # (k, items), rows in the order of singular_values
+
+    @property
+    def item_norm(self) -> np.ndarray:
+        """D_i^-e (0 for items without train interactions)."""
+        return _power(self.item_degree, -self.exponent).astype(np.float32)
+
+    @property
+    def item_denorm(self) -> np.ndarray:
+        """D_i^e."""
+        return _power(self.item_degree, self.exponent).astype(np.float32)
 
 
 def spectral(
@@ -47,12 +56,11 @@ def spectral(
     ARPACK (`svds`) for the few hundred components of GF-CF; a randomized SVD (Halko et al.,
     scikit-learn's) for more, where ARPACK's restarts get slow.
     """
-    item_degrees = np.asarray(train.sum(axis=0)).ravel()
-    item_norm = _power(item_degrees, -exponent)
+    item_degree = np.asarray(train.sum(axis=0)).ravel()
     norm = sp.csr_matrix(
         sp.diags(_power(np.asarray(train.sum(axis=1)).ravel(), -exponent).astype(np.float32))
         @ train
-        @ sp.diags(item_norm.astype(np.float32))
+        @ sp.diags(_power(item_degree, -exponent).astype(np.float32))
     )
     k = min(k, min(norm.shape) - 1)
     if randomized:
@@ -66,8 +74,7 @@ def spectral(
     return Spectral(
         norm=norm,
         exponent=exponent,
-        item_norm=item_norm.astype(np.float32),
-        item_denorm=_power(item_degrees, exponent).astype(np.float32),
+        item_degree=item_degree,
         singular_values=values[order].astype(np.float32),
         vt=np.ascontiguousarray(vt[order], dtype=np.float32),
     )

@@ -136,9 +136,8 @@ class NormalisedFilterModel(tf_keras.Model):
         self.spec = spec
         self.item_state.set_spectrum(spec)
         self.vt = tf.constant(spec.vt)
-        # log d_i from d_i^e; an item without train interactions counts as degree 1.
-        self.log_degree = tf.constant(
-            np.log(np.maximum(spec.item_denorm, 1.0)) / spec.exponent, tf.float32)
+        # An item without train interactions counts as degree 1.
+        self.log_degree = tf.constant(np.log(np.maximum(spec.item_degree, 1.0)), tf.float32)
         self.relative = tf.constant(spec.singular_values / spec.singular_values.max())
 
     def _initial_state(self, node_set: tfgnn.NodeSet, *, node_set_name: str):
