@@ -106,7 +106,6 @@ def _full_snapshot(data: Path, out: Path) -> None:
 
 
 def _promote_model(work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    import numpy as np
     import tensorflow as tf
 
     from graph_model import schema
@@ -134,7 +133,6 @@ def _promote_model(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     full_split = temporal_split(full.donations, len(full.nonprofit_ids), config.holdout_fraction)
     # Served embeddings see every training donation as an edge, as graph_model.train does.
     embeddings = trained.model(build_graph_tensor(full, full_split.train_pairs), training=False)
-    popularity = np.bincount(full_split.train.nonprofit, minlength=len(full.nonprofit_ids))
     metrics = {
         "bench": "trained on a donor sample, embedded over the full graph; not evaluated",
         "sample": trained.history.evaluations[-1] if trained.history.evaluations else None,
@@ -150,7 +148,8 @@ def _promote_model(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         nonprofit_ids=full.nonprofit_ids,
         donor_embeddings=embeddings[schema.DONOR].numpy(),
         nonprofit_embeddings=embeddings[schema.NONPROFIT].numpy(),
-        nonprofit_popularity=popularity,
+        gift_donors=full_split.train.donor,
+        gift_nonprofits=full_split.train.nonprofit,
         metrics=metrics,
     )
     return {

@@ -1,8 +1,9 @@
 """Versioned model artifacts on disk (TF-free: the API reads them with numpy and json only).
 
 Layout of `artifacts_root/<version>/`: saved_model/ (Keras SavedModel), donor_embeddings.npy,
-nonprofit_embeddings.npy, donor_ids.json, nonprofit_ids.json, nonprofit_popularity.npy (training
-donation counts, for fallback ranking), metrics.json, snapshot.json. `artifacts_root/CURRENT`
+nonprofit_embeddings.npy, donor_ids.json, nonprofit_ids.json, gifts.npz (the training donations as
+donor and nonprofit positions: popularity for fallback ranking, supporters for explanations),
+metrics.json, snapshot.json. `artifacts_root/CURRENT`
 names the version to serve; `artifacts_root/promotions.jsonl` is the history of what CURRENT named
 (graph_model.registry promotes and rolls back through the quality gate).
 """
@@ -24,9 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from graph_model.gifts import Supporters
+
 CURRENT = "CURRENT"
 SAVED_MODEL = "saved_model"
 HISTORY = "promotions.jsonl"
+GIFTS = "gifts.npz"
 _LOCK = ".registry.lock"
 
 
@@ -39,18 +43,31 @@ class ModelArtifact:
     nonprofit_ids: list[str]
     donor_embeddings: np.ndarray  # (donors, dim), row i belongs to donor_ids[i]
     nonprofit_embeddings: np.ndarray  # (nonprofits, dim)
-    nonprofit_popularity: np.ndarray  # (nonprofits,) training donation counts
+    gift_donors: np.ndarray  # (training donations,) the donor position of each
+    gift_nonprofits: np.ndarray  # (training donations,) its nonprofit position
     metrics: dict[str, Any]
+    nonprofit_popularity: np.ndarray = field(init=False, repr=False, compare=False)
+    supporters: Supporters = field(init=False, repr=False, compare=False)
     _donor_index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # Frozen: the fields derived from the others are set once, here.
+        count = len(self.nonprofit_ids)
+        popularity = np.bincount(self.gift_nonprofits, minlength=count)
+        object.__setattr__(self, "nonprofit_popularity", popularity)
+        supporters = Supporters(self.gift_donors, self.gift_nonprofits, count)
+        object.__setattr__(self, "supporters", supporters)
         object.__setattr__(self, "_donor_index", {d: i for i, d in enumerate(self.donor_ids)})
+
+    def donor_position(self, donor_id: str) -> int | None:
+        """The donor's row in the model, or None for a donor it was not trained with."""
+        return self._donor_index.get(donor_id)
 
     def scores(self, donor_id: str) -> np.ndarray:
         """The donor's score for every nonprofit (row i: nonprofit_ids[i]), by embedding dot
         product. Donors unknown to the model (joined after its snapshot) get the popularity
         ranking, scored by training donation count."""
-        row = self._donor_index.get(donor_id)
+        row = self.donor_position(donor_id)
         if row is None:
             return self.nonprofit_popularity.astype(np.float64)
         return (self.nonprofit_embeddings @ self.donor_embeddings[row]).astype(np.float64)
@@ -80,7 +97,8 @@ def write_artifact(
     nonprofit_ids: list[str],
     donor_embeddings: np.ndarray,
     nonprofit_embeddings: np.ndarray,
-    nonprofit_popularity: np.ndarray,
+    gift_donors: np.ndarray,
+    gift_nonprofits: np.ndarray,
     metrics: dict[str, Any],
 ) -> Path:
     """Write a new version; returns the version directory.
@@ -95,7 +113,11 @@ def write_artifact(
         save_model(staging / SAVED_MODEL)
         np.save(staging / "donor_embeddings.npy", donor_embeddings.astype(np.float32))
         np.save(staging / "nonprofit_embeddings.npy", nonprofit_embeddings.astype(np.float32))
-        np.save(staging / "nonprofit_popularity.npy", nonprofit_popularity)
+        np.savez(
+            staging / GIFTS,
+            donors=gift_donors.astype(np.int32),
+            nonprofits=gift_nonprofits.astype(np.int32),
+        )
         _write_json(staging / "donor_ids.json", donor_ids)
         _write_json(staging / "nonprofit_ids.json", nonprofit_ids)
         _write_json(staging / "metrics.json", metrics)
@@ -184,6 +206,8 @@ def current_artifact_dir(artifacts_root: Path) -> Path | None:
 
 def load_artifact(path: Path) -> ModelArtifact:
     """Load a version directory without TensorFlow (the SavedModel is left on disk)."""
+    with np.load(path / GIFTS) as gifts:
+        gift_donors, gift_nonprofits = gifts["donors"], gifts["nonprofits"]
     return ModelArtifact(
         path=path,
         version=path.name,
@@ -192,6 +216,7 @@ def load_artifact(path: Path) -> ModelArtifact:
         nonprofit_ids=json.loads((path / "nonprofit_ids.json").read_text()),
         donor_embeddings=np.load(path / "donor_embeddings.npy"),
         nonprofit_embeddings=np.load(path / "nonprofit_embeddings.npy"),
-        nonprofit_popularity=np.load(path / "nonprofit_popularity.npy"),
+        gift_donors=gift_donors,
+        gift_nonprofits=gift_nonprofits,
         metrics=json.loads((path / "metrics.json").read_text()),
     )

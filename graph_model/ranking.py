@@ -37,12 +37,15 @@ def relative_probability(scores: np.ndarray) -> np.ndarray:
     """
     scores = np.asarray(scores, dtype=np.float64)
     finite = np.isfinite(scores)
-    low = np.min(np.where(finite, scores, np.inf), axis=-1, keepdims=True)
-    high = np.max(np.where(finite, scores, -np.inf), axis=-1, keepdims=True)
+    # Masked reductions rather than np.where copies: the API runs this per request over every
+    # nonprofit.
+    low = np.min(scores, axis=-1, keepdims=True, where=finite, initial=np.inf)
+    high = np.max(scores, axis=-1, keepdims=True, where=finite, initial=-np.inf)
     span = high - low
     with np.errstate(invalid="ignore", divide="ignore"):
         relative = np.where(span > 0, (scores - low) / np.where(span > 0, span, 1.0), 1.0)
-    return np.where(finite, relative, -np.inf)
+    relative[~finite] = -np.inf
+    return relative
 
 
 def impact_of(unmet_need: np.ndarray) -> np.ndarray:
@@ -76,8 +79,13 @@ def impact_adjusted(scores: np.ndarray, impact: np.ndarray, weight: float) -> np
         )
     if impact.size and (np.nanmin(impact) < 0.0 or np.nanmax(impact) > 1.0):
         raise ValueError("impact must be within [0, 1]; normalise it with impact_of")
-    impact = np.nan_to_num(impact, nan=0.0)
-    relative = relative_probability(scores)
+    return weigh_impact(relative_probability(scores), np.nan_to_num(impact, nan=0.0), weight)
+
+
+def weigh_impact(relative: np.ndarray, impact: np.ndarray, weight: float) -> np.ndarray:
+    """`impact_adjusted` from relative probabilities (`relative_probability`) and an impact
+    already checked to lie in [0, 1] (as `impact_of` makes it), for callers that rank one donor
+    many times against the same impact."""
     multiplier = (1.0 - weight) + weight * impact
     with np.errstate(invalid="ignore"):
         return np.where(np.isfinite(relative), relative * multiplier, -np.inf)

@@ -297,7 +297,8 @@ def train(
             nonprofit_ids=snapshot.nonprofit_ids,
             donor_embeddings=trained.donor_embeddings,
             nonprofit_embeddings=trained.nonprofit_embeddings,
-            nonprofit_popularity=popularity,
+            gift_donors=split.train.donor,
+            gift_nonprofits=split.train.nonprofit,
             metrics=metrics,
         )
     finally:

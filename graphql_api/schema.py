@@ -26,6 +26,7 @@ from graphql_api.context import principal, services
 from graphql_api.errors import ErrorCodes
 from graphql_api.limits import RateLimit, SubscriptionsNeedWebSocket, cost_rule
 from graphql_api.observability import ApiMetrics, OperationMetrics
+from graphql_api.parsing import ParsedOperationCache
 from graphql_api.types import (
     AnalyticsResult,
     ApiKey,
@@ -284,8 +285,10 @@ def build_schema(
         AddValidationRules([cost_rule(settings.max_cost, settings.max_matches)]),
         RateLimit(limiter),
         SubscriptionsNeedWebSocket,
-        # Clients send the same few operations: validate each once (a bounded LRU cache keyed by
-        # the parsed document and the rules, so depth, alias and cost limits still apply).
+        # Clients send the same few operations: parse and validate each once (bounded LRU caches
+        # keyed by the text and parser options, then by the parsed document and the rules, so
+        # the token, depth, alias and cost limits still apply).
+        ParsedOperationCache,
         lambda: ValidationCache(maxsize=256),
     ]
     if not settings.introspection:

@@ -9,7 +9,8 @@ from conftest import TEST_AUTH, ServedGraph, error_codes, graphql
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
-from graph_model.ranking import haversine_km
+from graph_model.artifacts import current_artifact_dir, load_artifact
+from graph_model.ranking import explain, haversine_km
 from graphql_api.app import create_app
 
 MATCHES = """
@@ -83,36 +84,49 @@ def test_reasons_are_shared_causes_and_distance_from_the_graph(
     assert any(m["reasons"]["sharedCauses"] for m in found)  # the planted structure shows
 
 
-def test_similar_donors_counts_others_who_gave_where_the_donor_gave(
+def test_similar_donors_are_counted_in_the_graph_the_served_model_learned_from(
     client: TestClient, served_graph: ServedGraph
 ) -> None:
+    served = current_artifact_dir(served_graph.app_settings.models_dir)
+    assert served is not None
+    model = load_artifact(served)
+    cutoff = model.metrics["train"]["cutoff_ts"]
+    supporters_of: dict[str, list[str]] = {}
+    for row in rows(served_graph, "donations"):
+        if row["ts"] < cutoff:
+            supporters_of.setdefault(row["nonprofit_id"], []).append(row["donor_id"])
     donor = active_donor(served_graph, rank=1)
-    given = sorted(
-        {r["nonprofit_id"] for r in rows(served_graph, "donations") if r["donor_id"] == donor}
-    )
-    before = {m["nonprofit"]["id"]: m for m in matches(client, served_graph, donor, 5)}
-    assert any(m["reasons"]["similarDonors"] > 0 for m in before.values())
-    target = next(iter(before))
+    given = {r["nonprofit_id"] for r in rows(served_graph, "donations") if r["donor_id"] == donor}
 
-    # A donor who so far gave to neither the target nor anything our donor gave to.
-    donations = rows(served_graph, "donations")
-    busy = {r["donor_id"] for r in donations if r["nonprofit_id"] in {target, *given}}
-    peer = next(d["id"] for d in reversed(rows(served_graph, "donors")) if d["id"] not in busy)
-    admin = served_graph.token(Role.ADMIN, "ops")
-    graphql(client, RECORD, admin, **{"in": {"donorId": peer, "nonprofitId": target, "amount": 5}})
-    after_one = {m["nonprofit"]["id"]: m for m in matches(client, served_graph, donor, 5)}
-    # Giving to the target alone does not make the peer similar ...
-    assert (
-        after_one[target]["reasons"]["similarDonors"]
-        == (before[target]["reasons"]["similarDonors"])
-    )
-    gift = {"donorId": peer, "nonprofitId": given[0], "amount": 5}
-    graphql(client, RECORD, admin, **{"in": gift})
-    after_both = {m["nonprofit"]["id"]: m for m in matches(client, served_graph, donor, 5)}
-    # ... giving where our donor gave too does, exactly once.
-    assert after_both[target]["reasons"]["similarDonors"] == (
-        before[target]["reasons"]["similarDonors"] + 1
-    )
+    def expected(nonprofit: str, donor_nonprofits: set[str]) -> int:
+        return explain(
+            donor_causes=[],
+            nonprofit_causes=[],
+            donor_nonprofits=sorted(donor_nonprofits),
+            supporters_of=supporters_of,
+            nonprofit=nonprofit,
+            donor=donor,
+            donor_location=None,
+            nonprofit_location=None,
+        ).similar_donors
+
+    before = {m["nonprofit"]["id"]: m for m in matches(client, served_graph, donor, 10)}
+    counts = {n: m["reasons"]["similarDonors"] for n, m in before.items()}
+    assert counts == {n: expected(n, given) for n in before}
+    assert any(counts.values())
+
+    # The donor's own gifts are read fresh: a new one brings its nonprofit's supporters in.
+    def gain(nonprofit: str) -> int:
+        return sum(expected(n, given | {nonprofit}) - counts[n] for n in before if n != nonprofit)
+
+    new = max(sorted(set(supporters_of) - given - set(before)), key=gain)
+    assert gain(new) > 0
+    gift = {"donorId": donor, "nonprofitId": new, "amount": 5}
+    graphql(client, RECORD, served_graph.token(Role.ADMIN, "ops"), **{"in": gift})
+    after = {m["nonprofit"]["id"]: m for m in matches(client, served_graph, donor, 10)}
+    assert {n: m["reasons"]["similarDonors"] for n, m in after.items()} == {
+        n: expected(n, given | {new}) for n in after
+    }
 
 
 def test_cursor_pages_continue_the_ranking(client: TestClient, served_graph: ServedGraph) -> None:

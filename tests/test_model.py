@@ -149,7 +149,7 @@ def test_model_beats_popularity(trained: Path) -> None:
 def test_artifact_layout_and_current_pointer(trained: Path, snapshot_dir: Path) -> None:
     for name in (
         "saved_model/saved_model.pb", "donor_embeddings.npy", "nonprofit_embeddings.npy",
-        "donor_ids.json", "nonprofit_ids.json", "nonprofit_popularity.npy", "metrics.json",
+        "donor_ids.json", "nonprofit_ids.json", "gifts.npz", "metrics.json",
         "snapshot.json", "history.json",
     ):  # fmt: skip
         assert (trained / name).is_file(), name
@@ -195,6 +195,12 @@ def test_load_artifact(trained: Path, snapshot_dir: Path) -> None:
     assert artifact.donor_embeddings.shape == (TEST_GRAPH.donors, dim)
     assert artifact.nonprofit_embeddings.shape == (TEST_GRAPH.nonprofits, dim)
     assert artifact.nonprofit_popularity.sum() == artifact.metrics["train"]["donations"]
+    # The gifts are the training donations (before the split's cutoff), by position.
+    cutoff = artifact.metrics["train"]["cutoff_ts"]
+    donations = snapshot.donations
+    before = donations.ts < cutoff
+    trained_on = sorted(zip(donations.donor[before], donations.nonprofit[before], strict=True))
+    assert sorted(zip(artifact.gift_donors, artifact.gift_nonprofits, strict=True)) == trained_on
 
     donor = artifact.donor_ids[0]
     top = artifact.recommend(donor, 5)
