@@ -13,7 +13,7 @@
 2. serve: one uvicorn process (uvloop, httptools) with the API app and, beside it, a bare
    Starlette endpoint `/bare/matches` calling the same MatchService (same index, same two store
    reads, same top 20) and answering plain JSON: the floor, what GraphQL costs nothing over.
-3. load: locust, headless, in its own process (bench/locust_matches.py): GraphQL at a fixed
+3. load: autocannon in its own Node process (bench/load_matches.mjs): GraphQL at a fixed
    --rate (latency percentiles at that throughput), then GraphQL and the bare endpoint each as
    fast as they answer (throughput), then the bare endpoint at the same fixed rate.
 Results go to bench/results/api-load-<donors>.json and stdout. Not a test.
@@ -22,7 +22,6 @@ Results go to bench/results/api-load-<donors>.json and stdout. Not a test.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -323,66 +322,43 @@ def _wait_ready(base: str, timeout_s: float) -> None:
 # ------------------------------------------------------------------------------------- load
 
 
-def _locust(
+def _load(
     base: str,
     target: str,
     donors: int,
-    users: int,
+    connections: int,
     rate: float,
     seconds: int,
     token: str,
-    out: Path,
 ) -> dict[str, Any]:
-    prefix = out / f"{target}-{'max' if rate == 0 else f'rate{int(rate)}'}"
-    env = {
-        **os.environ,
-        "BENCH_TARGET": target,
-        "BENCH_DONORS": str(donors),
-        "BENCH_RATE": str(rate / users if rate else 0),
-        "BENCH_TOKEN": token,
+    """One run of bench/load_matches.mjs (autocannon, in its own Node process)."""
+    config = {
+        "url": base,
+        "target": target,
+        "donors": donors,
+        "connections": connections,
+        "rate": rate,
+        "seconds": seconds,
+        "token": token,
     }
-    command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(REPO / "bench" / "locust_matches.py"),
-        "--headless",
-        "--host",
-        base,
-        "-u",
-        str(users),
-        "-r",
-        str(users),
-        "-t",
-        f"{seconds}s",
-        "--csv",
-        str(prefix),
-        "--only-summary",
-        "--loglevel",
-        "WARNING",
-        "--stop-timeout",
-        "5",
-    ]
     _log(
-        f"locust: {target}, {users} users, "
+        f"load: {target}, {connections} connections, "
         f"{'as fast as answered' if rate == 0 else f'{rate:.0f} req/s'}, {seconds} s"
     )
-    subprocess.run(command, env=env, check=False, capture_output=True, text=True)
-    with open(f"{prefix}_stats.csv") as handle:
-        row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
+    done = subprocess.run(
+        ["node", str(REPO / "bench" / "load_matches.mjs"), json.dumps(config)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
     result = {
         "target": target,
-        "users": users,
+        "connections": connections,
         "offered_rate": rate or None,
         "seconds": seconds,
-        "requests": int(row["Request Count"]),
-        "failures": int(row["Failure Count"]),
-        "throughput_rps": round(float(row["Requests/s"]), 1),
-        "p50_ms": float(row["50%"]),
-        "p95_ms": float(row["95%"]),
-        "p99_ms": float(row["99%"]),
-        "mean_ms": round(float(row["Average Response Time"]), 2),
+        **measured,
     }
     _log(json.dumps(result))
     return result
@@ -399,7 +375,7 @@ def main() -> None:
     parser.add_argument("--train-donors", type=int, default=5_000)
     parser.add_argument("--train-steps", type=int, default=100)
     parser.add_argument("--rate", type=float, default=300.0, help="fixed-rate phase, req/s")
-    parser.add_argument("--users", type=int, default=32)
+    parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="API processes (uvicorn)")
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument(
@@ -464,26 +440,21 @@ def main() -> None:
     )
     base = f"http://127.0.0.1:{port}"
     token = TokenService(AuthSettings(jwt_secret=SECRET)).issue("bench", Role.ADMIN)
-    out = work / "locust"
-    out.mkdir(exist_ok=True)
     try:
         _wait_ready(base, 600)
         runs = {}
-        # Warm both paths (model load, page cache, JIT-free but cold caches) before measuring.
-        _locust(base, "graphql", args.donors, 8, 0, 10, token, out)
-        _locust(base, "bare", args.donors, 8, 0, 5, token, out)
-        runs["graphql_fixed_rate"] = _locust(
-            base, "graphql", args.donors, args.users, args.rate, args.seconds, token, out
-        )
-        runs["graphql_max"] = _locust(
-            base, "graphql", args.donors, args.users, 0, args.seconds, token, out
-        )
-        runs["bare_max"] = _locust(
-            base, "bare", args.donors, args.users, 0, args.seconds, token, out
-        )
-        runs["bare_fixed_rate"] = _locust(
-            base, "bare", args.donors, args.users, args.rate, args.seconds, token, out
-        )
+        # Warm both paths (model load, page cache, cold caches) before measuring.
+        _load(base, "graphql", args.donors, 8, 0, 10, token)
+        _load(base, "bare", args.donors, 8, 0, 5, token)
+        for name, target, rate in (
+            ("graphql_fixed_rate", "graphql", args.rate),
+            ("graphql_max", "graphql", 0),
+            ("bare_max", "bare", 0),
+            ("bare_fixed_rate", "bare", args.rate),
+        ):
+            runs[name] = _load(
+                base, target, args.donors, args.connections, rate, args.seconds, token
+            )
     finally:
         api.terminate()
         api.wait(timeout=30)

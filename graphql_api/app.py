@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
@@ -122,6 +122,8 @@ class _GraphQLApp(GraphQL[dict[str, Any], None]):
         # Strawberry answers request-level problems in plain text; clients get GraphQL's shape.
         try:
             response: Response = await self.run(Request(scope=scope, receive=receive))
+        except ClientDisconnect:
+            return  # gone before its body arrived: nobody to answer, nothing went wrong
         except HTTPException as exc:
             code = "NOT_FOUND" if exc.status_code == 404 else "BAD_USER_INPUT"
             response = JSONResponse(

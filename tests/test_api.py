@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
+import anyio
 import pytest
 from conftest import TEST_AUTH, ServedGraph, graphql, wait_for
 from starlette.applications import Starlette
@@ -108,6 +110,36 @@ def test_bad_requests_get_coded_errors(
     body = response.json()
     assert code in error_codes(body), body
     assert "Traceback" not in response.text
+
+
+def test_a_client_gone_before_its_body_arrives_is_not_an_error(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    anyio.run(client.app, scope, receive, send)  # raises if the disconnect escapes
+    assert sent == []  # nobody left to answer
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_record_donation_validates_and_is_idempotent(
