@@ -22,10 +22,12 @@ class Supporters:
         """donors, nonprofits: positions of each gift (repeated gifts count once)."""
         if donors.shape != nonprofits.shape:
             raise ValueError(f"{donors.shape} donors for {nonprofits.shape} nonprofits")
-        pairs = np.unique(np.stack([nonprofits, donors], axis=1).astype(np.int64), axis=0)
-        self._donors = pairs[:, 1].astype(np.int32)
+        # One sortable key per (nonprofit, donor): sorted, the donors of each nonprofit in order.
+        span = int(donors.max()) + 1 if len(donors) else 1
+        keys = np.unique(nonprofits.astype(np.int64) * span + donors)
+        self._donors = (keys % span).astype(np.int32)
         self._start = np.zeros(num_nonprofits + 1, dtype=np.int64)
-        np.cumsum(np.bincount(pairs[:, 0], minlength=num_nonprofits), out=self._start[1:])
+        np.cumsum(np.bincount(keys // span, minlength=num_nonprofits), out=self._start[1:])
 
     def of(self, nonprofit: int) -> np.ndarray:
         """The donors (positions, ascending) who gave to `nonprofit`."""
