@@ -13,5 +13,7 @@ CREATE CONSTRAINT initiative_id IF NOT EXISTS FOR (i:Initiative) REQUIRE i.id IS
 // Matching ranks by unmet funding need: the API reads the few nodes that state one by index.
 CREATE INDEX nonprofit_funding_need IF NOT EXISTS FOR (n:Nonprofit) ON (n.funding_need);
 CREATE INDEX initiative_funding_need IF NOT EXISTS FOR (i:Initiative) ON (i.funding_need);
+// ... and then only those whose need changed since its last read, by the stamp the writes set.
+CREATE INDEX nonprofit_need_changed IF NOT EXISTS FOR (n:Nonprofit) ON (n.need_changed_at);
 // Served-match counters: the API merges one per hour and model version; the drift job sums a window.
 CREATE INDEX matches_served_hour IF NOT EXISTS FOR (s:MatchesServed) ON (s.hour);

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
-from conftest import TEST_AUTH, ServedGraph, error_codes, graphql
+from conftest import TEST_AUTH, ServedGraph, error_codes, graphql, wait_for
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
 from graph_model.artifacts import current_artifact_dir, load_artifact
 from graph_model.ranking import explain, haversine_km
+from graph_store import open_store, statement
 from graphql_api.app import create_app
 
 MATCHES = """
@@ -244,3 +246,61 @@ def test_initiative_needs_count_toward_impact(
         )
     again = {m["nonprofit"]["id"]: m for m in matches(client, served_graph, donor, 10, w=0.0)}
     assert again[target["id"]]["impact"] < 1.0
+
+
+def test_a_need_set_through_one_api_process_reaches_another_within_its_refresh(
+    client: TestClient, served_graph: ServedGraph
+) -> None:
+    donor = active_donor(served_graph, rank=5)
+    settings = served_graph.app_settings.model_copy(update={"needs_refresh_s": 0.2})
+    with TestClient(create_app(settings, served_graph.store_settings, TEST_AUTH)) as other:
+        by_model = matches(other, served_graph, donor, 15, w=0.0)
+        needy = by_model[14]["nonprofit"]["id"]
+        as_needy = served_graph.token(Role.NONPROFIT, needy)
+        assert "errors" not in graphql(client, NEED, as_needy, n=needy, need=5e11)
+        try:
+
+            def ranked_first() -> bool:
+                return matches(other, served_graph, donor, 1, w=1.0)[0]["nonprofit"]["id"] == needy
+
+            wait_for(ranked_first)
+        finally:
+            graphql(client, NEED, as_needy, n=needy, need=None)
+        wait_for(lambda: not ranked_first())
+
+
+def test_changed_needs_are_read_by_their_stamp_with_initiatives_summed(
+    served_graph: ServedGraph,
+) -> None:
+    earlier, later = (n["id"] for n in rows(served_graph, "nonprofits")[-2:])
+    cause = rows(served_graph, "causes")[0]["id"]
+    store = open_store(served_graph.store_settings)
+    set_need = statement("api/set_funding_need")
+    # Stamps beyond any other test's writes (which stamp the time they run).
+    stamp = int(time.time()) + 1_000_000
+    initiative = {
+        "id": "initiative-stamp-test",
+        "nonprofit_id": later,
+        "title": "Well",
+        "description": None,
+        "funding_goal": 900.0,
+        "funding_need": 700.0,
+        "cause_ids": [cause],
+        "now": stamp + 2,
+        "load_id": "test",
+    }
+    try:
+        store.write(set_need, {"id": earlier, "funding_need": 100.0, "now": stamp})
+        store.write(set_need, {"id": later, "funding_need": 50.0, "now": stamp + 2})
+        store.write(statement("api/upsert_initiative"), initiative)
+        changed = store.read(statement("api/nonprofit_needs_changed"), {"since": stamp + 1})
+        assert [(r["id"], r["need"]) for r in changed] == [(later, 750.0)]
+        store.write(statement("api/delete_initiative"), {"id": initiative["id"], "now": stamp + 4})
+        changed = store.read(statement("api/nonprofit_needs_changed"), {"since": stamp + 3})
+        assert [(r["id"], r["need"]) for r in changed] == [(later, 50.0)]
+    finally:  # stamped now, so that API processes that read the test's needs read them gone
+        for nonprofit in (earlier, later):
+            store.write(
+                set_need, {"id": nonprofit, "funding_need": None, "now": int(time.time())}
+            )
+        store.close()

@@ -97,7 +97,8 @@ class ProfileService:
         self._store.write(
             statement("api/upsert_nonprofit"),
             {"id": profile.id, "name": name, "description": profile.description,
-             "funding_need": profile.funding_need, "region_id": profile.region_id},
+             "funding_need": profile.funding_need, "region_id": profile.region_id,
+             "now": int(time.time())},
         )
         self._store.write(
             statement("api/set_nonprofit_causes"),
@@ -114,7 +115,8 @@ class ProfileService:
         require_principal(principal).require_self_or(nonprofit_id, Role.NONPROFIT, Role.ADMIN)
         _check_amount("fundingNeed", funding_need)
         rows = self._store.write(
-            statement("api/set_funding_need"), {"id": nonprofit_id, "funding_need": funding_need}
+            statement("api/set_funding_need"),
+            {"id": nonprofit_id, "funding_need": funding_need, "now": int(time.time())},
         )
         if not rows or rows[0]["written"] == 0:
             raise NotFoundError(f"nonprofit {nonprofit_id!r} not found")
@@ -174,7 +176,9 @@ class ProfileService:
         if owner is None:
             raise NotFoundError(f"initiative {initiative_id!r} not found")
         caller.require_self_or(owner, Role.NONPROFIT, Role.ADMIN)
-        self._store.write(statement("api/delete_initiative"), {"id": initiative_id})
+        self._store.write(
+            statement("api/delete_initiative"), {"id": initiative_id, "now": int(time.time())}
+        )
         self._needs_changed()
         self._events.publish(nonprofit_topic(owner), {"nonprofit_id": owner})
 

@@ -1,3 +1,5 @@
-MATCH (i:Initiative {id: $id})
+// Remove an initiative; its nonprofit's need changes with it (stamped, see api/set_funding_need).
+MATCH (i:Initiative {id: $id})-[:INITIATIVE_OF]->(n:Nonprofit)
+SET n.need_changed_at = $now
 DETACH DELETE i
 RETURN count(*) AS deleted

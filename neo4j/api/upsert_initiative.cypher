@@ -1,6 +1,8 @@
 // Create or replace an initiative of nonprofit $nonprofit_id with its causes. `load_id` names the
-// writer, as ETL loads do; `posted_ts` keeps the first time the initiative was written.
+// writer, as ETL loads do; `posted_ts` keeps the first time the initiative was written. The
+// nonprofit's need changes with its initiatives': stamped (see api/set_funding_need).
 MATCH (n:Nonprofit {id: $nonprofit_id})
+SET n.need_changed_at = $now
 MERGE (i:Initiative {id: $id})
 SET i.name = $title, i.description = $description, i.funding_goal = $funding_goal,
     i.funding_need = $funding_need, i.posted_ts = coalesce(i.posted_ts, $now),
