@@ -18,9 +18,12 @@ from graph_model.benchmark.harness import BenchmarkConfig, run_benchmark
 from graph_model.benchmark.metrics import evaluate_ranking
 
 TINY_MODEL = {"rank": 8, "fit_users": 100, "hidden_share": 0.2, "rounds": 2, "min_gain": 0.0}
-MODELS = ["popularity", "GF-CF (filter alone)",
-          "normalised filter (initialisation)",
-          "TF-GNN fitted filter (shipped)"]
+MODELS = [
+    "popularity",
+    "GF-CF (filter alone)",
+    "normalised filter (initialisation)",
+    "TF-GNN fitted filter (shipped)",
+]
 
 
 def _write(directory: Path, train: dict[int, list[int]], test: dict[int, list[int]]) -> Path:
@@ -116,6 +119,40 @@ def test_the_model_computes_its_dense_definition() -> None:
     expected = rows(low) + 0.7 * rows(linear)
     np.testing.assert_allclose(scores, expected, atol=1e-4)
     assert not scores[7].any()
+
+
+def test_hidden_edges_go_to_items_as_popular_as_the_kept_ones() -> None:
+    from graph_model.benchmark.model import hide_edges
+
+    rng = np.random.default_rng(2)
+    # Long-tailed item popularity, as in interaction data.
+    popularity = 1.0 / np.arange(1, 301) ** 0.8
+    rows = [rng.choice(300, 12, replace=False, p=popularity / popularity.sum()) for _ in range(800)]
+    train = sp.csr_matrix(
+        (np.ones(800 * 12, np.float32), (np.repeat(np.arange(800), 12), np.concatenate(rows))),
+        shape=(800, 300),
+    )
+    keep, hidden = hide_edges(train, 0.1, np.random.default_rng(0))
+
+    assert keep.nnz + hidden.nnz == train.nnz
+    assert not keep.multiply(hidden).nnz
+    assert 0.08 < hidden.nnz / train.nnz < 0.12
+    assert (np.diff(keep.indptr) > 0).all()
+
+    def gap(keep: sp.csr_matrix, hidden: sp.csr_matrix) -> float:
+        log_kept = np.log(np.maximum(np.asarray(keep.sum(axis=0)).ravel(), 1.0))
+        return float(log_kept[hidden.indices].mean() - log_kept[keep.indices].mean())
+
+    uniform = np.random.default_rng(0).random(train.nnz) < 0.1
+    coo = train.tocoo()
+    uniform_gap = gap(
+        sp.csr_matrix((coo.data[~uniform], (coo.row[~uniform], coo.col[~uniform])), train.shape),
+        sp.csr_matrix((coo.data[uniform], (coo.row[uniform], coo.col[uniform])), train.shape),
+    )
+    # Uniform hiding sends hidden edges to less popular items; the tilt removes that (up to the
+    # step of a single edge).
+    assert uniform_gap < -0.02
+    assert abs(gap(keep, hidden)) < 0.005
 
 
 def _clustered(tmp_path: Path, seed: int = 0) -> Path:

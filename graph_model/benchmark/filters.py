@@ -64,8 +64,9 @@ def spectral(
     )
     k = min(k, min(norm.shape) - 1)
     if randomized:
-        _, values, vt = randomized_svd(norm, k, n_oversamples=min(100, min(norm.shape) - k),
-                                       n_iter=4, random_state=seed)
+        _, values, vt = randomized_svd(
+            norm, k, n_oversamples=min(100, min(norm.shape) - k), n_iter=4, random_state=seed
+        )
     else:
         # svds' ARPACK start vector is seeded so that runs are repeatable.
         v0 = np.random.default_rng(seed).random(min(norm.shape))

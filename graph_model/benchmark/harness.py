@@ -95,14 +95,16 @@ def run_benchmark(
     begin = time.perf_counter()
     model_config = gnn.ModelConfig(**config.model)  # type: ignore[arg-type]
     rng = np.random.default_rng(model_config.seed)
-    say(f"randomized SVD of the train graph (k={model_config.rank}, "
-        f"exponent {model_config.exponent})")
-    full_model = spectral(dataset.train, model_config.rank, exponent=model_config.exponent,
-                          randomized=True)
+    say(
+        f"randomized SVD of the train graph (k={model_config.rank}, "
+        f"exponent {model_config.exponent})"
+    )
+    full_model = spectral(
+        dataset.train, model_config.rank, exponent=model_config.exponent, randomized=True
+    )
     model = gnn.NormalisedFilterModel(full_model, model_config)
     setup_s = time.perf_counter() - begin
-    evaluate("normalised filter (initialisation)",
-             _model_scorer(model, dataset.train), setup_s)
+    evaluate("normalised filter (initialisation)", _model_scorer(model, dataset.train), setup_s)
 
     begin = time.perf_counter()
     keep, hidden = gnn.hide_edges(dataset.train, model_config.hidden_share, rng)
@@ -110,26 +112,39 @@ def run_benchmark(
     masked = spectral(keep, model_config.rank, exponent=model_config.exponent, randomized=True)
     model.set_spectrum(masked)
     eligible = np.flatnonzero(np.diff(hidden.indptr) > 0)
-    fit_users = np.sort(rng.choice(eligible, min(model_config.fit_users, len(eligible)),
-                                   replace=False))
-    signals = [gnn.user_signals(model, keep, fit_users[start:start + config.chunk_size])
-               for start in range(0, len(fit_users), config.chunk_size)]
+    fit_users = np.sort(
+        rng.choice(eligible, min(model_config.fit_users, len(eligible)), replace=False)
+    )
+    signals = [
+        gnn.user_signals(model, keep, fit_users[start : start + config.chunk_size])
+        for start in range(0, len(fit_users), config.chunk_size)
+    ]
     fit_train, fit_hidden = keep[fit_users], hidden[fit_users]
 
     def held_out() -> float:
         metrics = evaluate_ranking(
             lambda batch: model.scores(*_batch_signals(signals, batch, config.chunk_size)).numpy(),
-            fit_train, fit_hidden, config.k, config.chunk_size)
+            fit_train,
+            fit_hidden,
+            config.k,
+            config.chunk_size,
+        )
         return metrics.recall + metrics.ndcg
 
     say(f"fitting on the hidden edges of {len(fit_users)} users")
-    scores = gnn.fit(model, held_out, model_config,
-                     lambda what, score: say(f"{what}: held-out Recall+NDCG@{config.k} "
-                                             f"{score:.4f}"))
+    scores = gnn.fit(
+        model,
+        held_out,
+        model_config,
+        lambda what, score: say(f"{what}: held-out Recall+NDCG@{config.k} {score:.4f}"),
+    )
     signals.clear()  # 1.3 GB on Gowalla
     model.set_spectrum(full_model)
-    evaluate("TF-GNN fitted filter (shipped)", _model_scorer(model, dataset.train),
-             setup_s + time.perf_counter() - begin)
+    evaluate(
+        "TF-GNN fitted filter (shipped)",
+        _model_scorer(model, dataset.train),
+        setup_s + time.perf_counter() - begin,
+    )
 
     return BenchmarkResult(
         dataset=dataset.name,
