@@ -354,7 +354,7 @@ def _load(
     seconds: int,
     token: str,
 ) -> dict[str, Any]:
-    """One run of bench/load_matches.mjs (autocannon, in its own Node process)."""
+    """One run of bench/load_matches.mjs in its own Node process (rate 0: as fast as answered)."""
     config = {
         "url": base,
         "target": target,
