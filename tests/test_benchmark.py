@@ -17,7 +17,7 @@ from graph_model.benchmark.filters import GFCF, propagate, spectral
 from graph_model.benchmark.harness import BenchmarkConfig, run_benchmark
 from graph_model.benchmark.metrics import evaluate_ranking
 
-TINY_MODEL = {"rank": 8, "fit_users": 100, "hidden_share": 0.2, "rounds": 2, "min_gain": 0.0}
+TINY_MODEL = {"rank": 8, "fit_users": 100, "folds": 2}
 MODELS = [
     "popularity",
     "GF-CF (filter alone)",
@@ -119,6 +119,30 @@ def test_the_model_computes_its_dense_definition() -> None:
     expected = rows(low) + 0.7 * rows(linear)
     np.testing.assert_allclose(scores, expected, atol=1e-4)
     assert not scores[7].any()
+
+
+def test_the_fit_follows_a_diagonal_ridge_of_the_degree_powers() -> None:
+    """Where the two powers only pay together (the signals are row-normalised and added, so one
+    trades against the other), the search still finds the optimum: every single-power step
+    from the start is worse (fails with a search along one axis at a time)."""
+    from graph_model.benchmark.model import ModelConfig, NormalisedFilterModel, fit
+
+    train = sp.csr_matrix((np.random.default_rng(2).random((12, 9)) < 0.4).astype(np.float32))
+    model = NormalisedFilterModel(spectral(train, 3, exponent=0.34), ModelConfig())
+
+    def ridge() -> float:
+        low, linear = model.degree_powers.numpy()
+        return -((low - linear - 0.4) ** 2) - 10 * (low + linear) ** 2
+
+    start = ridge()
+    for single in ([0.1, 0.0], [-0.1, 0.0], [0.0, 0.1], [0.0, -0.1]):
+        model.degree_powers.assign(single)
+        assert ridge() < start
+    model.degree_powers.assign([0.0, 0.0])
+    history = fit(model, ridge, ModelConfig(step=0.1))
+    np.testing.assert_allclose(model.degree_powers.numpy(), [0.2, -0.2], atol=1e-6)
+    assert history[0] == pytest.approx(start) and history[-1] == pytest.approx(0.0, abs=1e-9)
+    assert history == sorted(history)
 
 
 def test_hidden_edges_go_to_items_as_popular_as_the_kept_ones() -> None:

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from graph_model.ranking import (
     explain,
@@ -52,6 +55,25 @@ def test_impact_adjusted_keeps_exclusions_and_broadcasts_over_donors() -> None:
     # Row 0: r = [0, -, 1]; multipliers [1, 1, 0.25] -> [0, -inf, 0.25].
     np.testing.assert_allclose(adjusted[0, [0, 2]], [0.0, 0.25])
     assert top_k(adjusted, 3)[0].tolist() == [2, 0, -1]  # never an excluded item
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    scores=arrays(
+        np.float64,
+        st.tuples(st.integers(1, 4), st.integers(1, 60)),
+        # Few distinct values: many ties, and -inf for excluded items.
+        elements=st.sampled_from([-np.inf, 0.0, 1.0, 2.0, 2.5, 7.0]),
+    ),
+    k=st.integers(1, 70),
+    stride=st.integers(1, 8),
+)
+def test_top_k_is_the_head_of_a_stable_sort(scores: np.ndarray, k: int, stride: int) -> None:
+    """The bound from every stride-th score never loses one of the k best (fails when the bound
+    is taken one rank too high or ties at the bound are dropped)."""
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, : min(k, scores.shape[1])]
+    expected = np.where(np.isfinite(np.take_along_axis(scores, expected, 1)), expected, -1)
+    assert top_k(scores, k, stride=stride).tolist() == expected.tolist()
 
 
 @pytest.mark.parametrize("weight", [-0.1, 1.5, float("nan")])

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from graph_model.ranking import top_k
+
 # scores(users) -> (len(users), num_items) dense scores; higher is better.
 Scorer = Callable[[np.ndarray], np.ndarray]
 
@@ -25,16 +27,13 @@ class RankingResult:
     users: int  # users with test items, over which the means are taken
 
 
-def top_k(scores: np.ndarray, exclude: sp.csr_matrix, k: int) -> np.ndarray:
-    """Indices of the k best items per row, best first; excluded items are never chosen."""
+def ranked(scores: np.ndarray, exclude: sp.csr_matrix, k: int) -> np.ndarray:
+    """Indices of the k best items per row, best first; -1 where a row has fewer than k items
+    that are not excluded (an excluded item is never chosen)."""
     scores = np.array(scores, dtype=np.float32, copy=True)
     rows, cols = exclude.nonzero()
     scores[rows, cols] = -np.inf
-    k = min(k, scores.shape[1])
-    # argpartition, then a sort of the k survivors only: O(items) per user, not a full sort.
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+    return top_k(scores, k)
 
 
 def evaluate_ranking(
@@ -58,13 +57,13 @@ def evaluate_ranking(
             raise ValueError(
                 f"scorer returned shape {scores.shape}, expected {(len(batch), train.shape[1])}"
             )
-        ranked = top_k(scores, train[batch], k)
+        best = ranked(scores, train[batch], k)
         relevant = test[batch]
-        hits = np.take_along_axis(relevant.toarray() > 0, ranked, axis=1)
+        hits = np.take_along_axis(relevant.toarray() > 0, best, axis=1) & (best >= 0)
         num_relevant = np.diff(relevant.indptr)
         recall_sum += float((hits.sum(axis=1) / num_relevant).sum())
-        dcg = (hits * discounts[: ranked.shape[1]]).sum(axis=1)
-        ndcg_sum += float((dcg / ideal[np.minimum(num_relevant, ranked.shape[1]) - 1]).sum())
+        dcg = (hits * discounts[: best.shape[1]]).sum(axis=1)
+        ndcg_sum += float((dcg / ideal[np.minimum(num_relevant, best.shape[1]) - 1]).sum())
     return RankingResult(
         recall=recall_sum / len(users), ndcg=ndcg_sum / len(users), users=len(users)
     )
