@@ -36,6 +36,18 @@ def ranked(scores: np.ndarray, exclude: sp.csr_matrix, k: int) -> np.ndarray:
     return top_k(scores, k)
 
 
+def _is_stored(matrix: sp.csr_matrix, columns: np.ndarray) -> np.ndarray:
+    """matrix[i, columns[i, j]] != 0 for every i, j, without a dense copy of the matrix (a
+    2,048-user block of Gowalla's would be 84 MB, for 41k lookups)."""
+    width = matrix.shape[1]
+    row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    stored = np.sort((row_of * width + matrix.indices)[matrix.data != 0])
+    if len(stored) == 0:
+        return np.zeros(columns.shape, dtype=bool)
+    wanted = np.arange(matrix.shape[0])[:, None] * width + columns
+    return stored[np.minimum(np.searchsorted(stored, wanted), len(stored) - 1)] == wanted
+
+
 def evaluate_ranking(
     scorer: Scorer,
     train: sp.csr_matrix,
@@ -59,7 +71,7 @@ def evaluate_ranking(
             )
         best = ranked(scores, train[batch], k)
         relevant = test[batch]
-        hits = np.take_along_axis(relevant.toarray() > 0, best, axis=1) & (best >= 0)
+        hits = _is_stored(relevant, best) & (best >= 0)
         num_relevant = np.diff(relevant.indptr)
         recall_sum += float((hits.sum(axis=1) / num_relevant).sum())
         dcg = (hits * discounts[: best.shape[1]]).sum(axis=1)
