@@ -38,6 +38,9 @@ class AppSettings(BaseSettings):
     impact_weight: float = Field(0.2, ge=0, le=1, validation_alias="DONOR_MATCH_IMPACT_WEIGHT")
     # How often each API process re-reads funding needs written by other processes or loads.
     needs_refresh_s: float = Field(5.0, gt=0, validation_alias="DONOR_MATCH_NEEDS_REFRESH_S")
+    # How long a process shows a nonprofit's row in matches (name, region, causes, need) before
+    # reading it again; changes through the process itself show at once.
+    page_rows_ttl_s: float = Field(30.0, gt=0, validation_alias="DONOR_MATCH_PAGE_ROWS_TTL_S")
     # Subscription fan-out across processes; unset: the embedded store's Redis (FalkorDB), or
     # in-process only when the store is Neo4j.
     redis_url: str | None = Field(None, validation_alias="DONOR_MATCH_REDIS_URL")

@@ -71,6 +71,7 @@ def build_services(
     matches = MatchService(
         store, catalog, model, settings.max_matches, events,
         impact_weight=settings.impact_weight, needs_refresh_s=settings.needs_refresh_s,
+        page_rows_ttl_s=settings.page_rows_ttl_s,
     )
     return Services(
         auth=AuthService(TokenService(auth_settings), api_keys),
@@ -79,7 +80,9 @@ def build_services(
         catalog=catalog,
         matches=matches,
         donations=DonationService(store, catalog, events),
-        profiles=ProfileService(store, catalog, events, needs_changed=matches.needs_changed),
+        profiles=ProfileService(
+            store, catalog, events, nonprofit_changed=matches.nonprofit_changed
+        ),
         insights=InsightsService(store, catalog, settings.insights_min_group),
         events=events,
         models=ModelService(settings.models_dir, settings.promotion_tolerance),

@@ -188,7 +188,7 @@ def test_impact_reranks_by_unmet_need_at_once(
     assert [m["nonprofit"]["id"] for m in back] == [m["nonprofit"]["id"] for m in by_model]
 
 
-def test_a_page_of_explained_matches_costs_two_store_round_trips(
+def test_a_page_of_explained_matches_costs_two_store_round_trips_then_one(
     served_graph: ServedGraph,
 ) -> None:
     # Funding needs are re-read in the background every needs_refresh_s: not during this test.
@@ -211,6 +211,37 @@ def test_a_page_of_explained_matches_costs_two_store_round_trips(
         assert len(found) == 20
         # The donor's context, then the 20 nonprofits with their explanations in one statement.
         assert queries() - before == 2
+        # Within DONOR_MATCH_PAGE_ROWS_TTL_S the process keeps the nonprofits' rows.
+        before = queries()
+        assert matches(client, served_graph, donor, 20) == found
+        assert queries() - before == 1
+
+
+def test_a_nonprofit_change_shows_in_matches_at_once_and_elsewhere_within_the_ttl(
+    client: TestClient, served_graph: ServedGraph
+) -> None:
+    donor = active_donor(served_graph, rank=6)
+    shown = """query($d: ID!) {
+      matches(donorId: $d, first: 5, impactWeight: 0) { nonprofit { id fundingNeed } } }"""
+
+    def needs_shown(api: TestClient) -> dict[str, float | None]:
+        body = graphql(api, shown, served_graph.token(Role.DONOR, donor), d=donor)
+        found = body["data"]["matches"]
+        return {m["nonprofit"]["id"]: m["nonprofit"]["fundingNeed"] for m in found}
+
+    settings = served_graph.app_settings.model_copy(update={"page_rows_ttl_s": 0.5})
+    with TestClient(create_app(settings, served_graph.store_settings, TEST_AUTH)) as other:
+        before = needs_shown(client)
+        assert needs_shown(other) == before
+        target, need = next(iter(before.items()))
+        as_target = served_graph.token(Role.NONPROFIT, target)
+        assert "errors" not in graphql(client, NEED, as_target, n=target, need=12345.0)
+        try:
+            assert needs_shown(client)[target] == 12345.0  # the process that changed it
+            wait_for(lambda: needs_shown(other)[target] == 12345.0)
+        finally:
+            graphql(client, NEED, as_target, n=target, need=need)
+        assert needs_shown(client)[target] == need
 
 
 def test_initiative_needs_count_toward_impact(

@@ -53,13 +53,13 @@ class ProfileService:
         store: GraphStore,
         catalog: CatalogService,
         events: EventBus,
-        needs_changed: Callable[[], None] = lambda: None,
+        nonprofit_changed: Callable[[str], None] = lambda _nonprofit_id: None,
     ) -> None:
         self._store = store
         self._catalog = catalog
         self._events = events
-        # Matching ranks by unmet need: tell it when a need may have changed.
-        self._needs_changed = needs_changed
+        # Matching ranks by unmet need and shows the profile: tell it what changed.
+        self._nonprofit_changed = nonprofit_changed
 
     def set_donor_preferences(
         self,
@@ -104,8 +104,7 @@ class ProfileService:
             statement("api/set_nonprofit_causes"),
             {"id": profile.id, "cause_ids": list(dict.fromkeys(profile.cause_ids))},
         )
-        self._needs_changed()
-        self._events.publish(nonprofit_topic(profile.id), {"nonprofit_id": profile.id})
+        self._changed(profile.id)
         return self._catalog.nonprofit(profile.id)
 
     def set_funding_need(
@@ -120,8 +119,7 @@ class ProfileService:
         )
         if not rows or rows[0]["written"] == 0:
             raise NotFoundError(f"nonprofit {nonprofit_id!r} not found")
-        self._needs_changed()
-        self._events.publish(nonprofit_topic(nonprofit_id), {"nonprofit_id": nonprofit_id})
+        self._changed(nonprofit_id)
         return self._catalog.nonprofit(nonprofit_id)
 
     def upsert_initiative(self, principal: Principal | None, draft: InitiativeDraft) -> Initiative:
@@ -159,9 +157,7 @@ class ProfileService:
              "funding_need": draft.funding_need, "cause_ids": list(dict.fromkeys(draft.cause_ids)),
              "now": int(time.time()), "load_id": API_WRITER},
         )
-        self._needs_changed()
-        self._events.publish(nonprofit_topic(draft.nonprofit_id),
-                             {"nonprofit_id": draft.nonprofit_id})
+        self._changed(draft.nonprofit_id)
         (initiative,) = [
             i for i in self._catalog.initiatives([draft.nonprofit_id])[draft.nonprofit_id]
             if i.id == initiative_id
@@ -179,12 +175,16 @@ class ProfileService:
         self._store.write(
             statement("api/delete_initiative"), {"id": initiative_id, "now": int(time.time())}
         )
-        self._needs_changed()
-        self._events.publish(nonprofit_topic(owner), {"nonprofit_id": owner})
+        self._changed(owner)
 
     def _owner(self, initiative_id: str) -> str | None:
         rows = self._store.read(statement("api/initiative_owner"), {"id": initiative_id})
         return rows[0]["nonprofit_id"] if rows else None
+
+    def _changed(self, nonprofit_id: str) -> None:
+        """A nonprofit's profile, need or initiatives changed: tell matching and subscribers."""
+        self._nonprofit_changed(nonprofit_id)
+        self._events.publish(nonprofit_topic(nonprofit_id), {"nonprofit_id": nonprofit_id})
 
     async def nonprofit_updates(self, nonprofit_id: str) -> AsyncIterator[Nonprofit]:
         """The nonprofit's (public) profile each time it changes."""

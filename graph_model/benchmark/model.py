@@ -30,8 +30,8 @@ sample of users: one fold's optimum moves with its random draw (the surface is f
 points within ~0.001 of each other), the mean of three does far less. The hidden edges are drawn
 so that their items are as popular, on the kept graph, as the kept edges' items (`hide_edges`):
 uniformly hidden edges go to less popular items because each is taken off its own item's count.
-The search (`fit`) moves both powers at once, to the best of the eight neighbours on a grid:
-the two signals are row-normalised and added, so raising one power trades against lowering the
+The search (`fit`) moves both powers at once, to an improving one of the eight neighbours on a
+grid: the two signals are row-normalised and added, so raising one power trades against lowering the
 other, and a search along one axis at a time stopped at the start where the ridge runs
 diagonally. p and gamma stay at the filter's values: fitted the same way they moved where the
 test set disagreed (on Gowalla p went from 1.6 to 0.2 and gamma to 1.7, test NDCG@20 0.1545
