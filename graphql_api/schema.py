@@ -24,6 +24,7 @@ from donor_match.services.rate_limit import RateLimiter
 from donor_match.settings import AppSettings
 from graphql_api.context import principal, services
 from graphql_api.errors import ErrorCodes
+from graphql_api.execution import PlainFieldExecution
 from graphql_api.limits import RateLimit, SubscriptionsNeedWebSocket, cost_rule
 from graphql_api.observability import ApiMetrics, OperationMetrics
 from graphql_api.parsing import ParsedOperationCache
@@ -294,5 +295,9 @@ def build_schema(
     if not settings.introspection:
         extensions.append(DisableIntrospection)
     return strawberry.Schema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        execution_context_class=PlainFieldExecution,
     )
