@@ -46,7 +46,7 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         node = field_details_list[0].node
         field_def = self.schema.get_field(parent_type, node.name.value)
-        plain = _plain_leaf(field_def) if field_def is not None else None
+        plain = plain_leaf(field_def) if field_def is not None else None
         # Strawberry always passes a middleware manager; it holds the extensions hooking `resolve`.
         middleware = self.middleware_manager.middlewares if self.middleware_manager else ()
         if plain is not None and not node.arguments and not middleware:
@@ -66,7 +66,9 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         )
 
 
-def _plain_leaf(field_def: GraphQLField) -> tuple[GraphQLLeafType, bool] | None:
+def plain_leaf(field_def: GraphQLField) -> tuple[GraphQLLeafType, bool] | None:
+    """The field's scalar or enum type and whether it is nullable, where the field reads a plain
+    attribute (Strawberry marks its default resolver `_is_default`); None for any other."""
     cached = _PLAIN.get(id(field_def))
     if cached is not None and cached[0] is field_def:
         return cached[1]

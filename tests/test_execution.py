@@ -10,7 +10,7 @@ import strawberry
 from hypothesis import HealthCheck, given, settings
 from hypothesis_graphql import from_schema
 
-from graphql_api.execution import PlainFieldExecution
+from graphql_api.execution import PlainFieldExecution, plain_leaf
 
 
 @strawberry.enum
@@ -79,6 +79,14 @@ def _both(query: str) -> tuple[dict, dict]:
         return {"data": result.data, "errors": errors}
 
     return shape(full), shape(short)
+
+
+def test_the_short_path_takes_plain_scalars_only() -> None:
+    """Strawberry marks its default resolver; without the mark every field would take the full
+    path and the tests below would pass without testing anything."""
+    item = SHORT._schema.get_type("Item")
+    plain = {name for name, field in item.fields.items() if plain_leaf(field) is not None}
+    assert plain == {"name", "note", "size", "colour", "missing", "huge", "nan"}
 
 
 def test_plain_fields_errors_aliases_and_fragments_match_the_full_path() -> None:
