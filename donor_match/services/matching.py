@@ -1,9 +1,10 @@
 """Personal matches: a donor's best nonprofits from the served model's embeddings, re-ranked by
 impact and explained, one page at a time.
 
-A page costs two store reads whatever its size: the donor's context (region, causes, gifts) and
-the page's nonprofits. Ranking runs over every nonprofit in numpy; the similar donors behind each
-match come from the served model's training graph (graph_model.gifts), not from a store walk.
+A page costs one store read whatever its size, the donor's context (region, causes, gifts), and
+a second for those of its nonprofits this process has not shown lately (`_PageRows`). Ranking
+runs over every nonprofit in numpy; the similar donors behind each match come from the served
+model's training graph (graph_model.gifts), not from a store walk.
 """
 
 from __future__ import annotations
