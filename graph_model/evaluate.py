@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graph_model.ranking import impact_adjusted
+from graph_model.ranking import impact_adjusted, top_k
 
 MAX_K = 50  # longest cut-off of the Recall@K curve
 POPULAR_SHARE = 0.01  # "popular" nonprofits: the top 1% by training donations (at least one)
@@ -237,8 +237,8 @@ def impact_sweep(
         result = evaluate_scores(
             adjusted, np.stack([remap, relevant[:, 1]], axis=1), _no_pairs(), k=k, max_k=k
         )
-        top = np.argsort(-adjusted, axis=1, kind="stable")[:, :k]
-        valid = np.isfinite(np.take_along_axis(adjusted, top, axis=1))
+        top = top_k(adjusted, k)
+        valid = top >= 0
         share = float((underfunded[top] & valid).sum() / max(1, valid.sum()))
         points.append(SweepPoint(float(weight), result.recall[k - 1], result.coverage, share))
     return points
