@@ -7,59 +7,58 @@ coercion, Strawberry's resolver wrapper, awaitable checks, the type dispatch of
 `complete_value`, and per object the sub-field collection and a path; that was most of a page's
 GraphQL cost in the load benchmark (bench/api_load.py).
 
-A field is plain when its resolver is Strawberry's default one (no resolver function, permission
-or field extension: `StrawberryField.is_basic_field`, marked `_is_default`) and it takes no
-arguments. `PlainFieldExecution` completes a value whose selection holds only plain fields,
-through lists, non-null wrappers and objects without `is_type_of`, down to scalars and enums, by
-reading the attributes and coercing the leaves as graphql-core would; a plain scalar field of an
-object that is not plain as a whole is completed the same way. Anything else takes graphql-core's
+A field is plain when its resolver is Strawberry's one for a basic field (no resolver function,
+permission or field extension: it reads an attribute and needs no resolve info) and it takes no
+arguments. Where a value's type and selection hold only plain fields, through lists, non-null
+wrappers and objects without `is_type_of`, down to scalars and enums, `PlainFieldExecution`
+completes it with a completer compiled once per execution for that type and selection: it reads
+the attributes and coerces the leaves as graphql-core would. Anything else takes graphql-core's
 own path: abstract types, `@defer`, and any value that would be an error (null for a non-null
 type, a value a scalar refuses, a list that is not one), which graphql-core then reports as it
-always does (the default resolvers only read attributes, so reading again is harmless). Schema
-extensions that hook `resolve` run as graphql-core middleware: with any, every field takes the
-full path.
+always does (plain fields only read attributes, so reading again is harmless). Schema extensions
+that hook `resolve` run as graphql-core middleware: with any, every field takes the full path.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from graphql import (
+    GraphQLBoolean,
     GraphQLError,
     GraphQLField,
+    GraphQLFloat,
+    GraphQLID,
+    GraphQLInt,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
-    get_nullable_type,
+    GraphQLString,
     is_leaf_type,
-    is_non_null_type,
 )
 from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-# Per field definition (they live as long as their schema): its leaf type and whether it is
-# nullable, or None where the field takes the full path. Keyed by id, the field kept beside it.
-_PLAIN: dict[int, tuple[GraphQLField, tuple[GraphQLLeafType, bool] | None]] = {}
+_NOT_PLAIN: Any = object()  # what a completer returns for a value it leaves to graphql-core
 
-_NOT_PLAIN: Any = object()  # a value the short path leaves to graphql-core
+Completer = Callable[[Any], Any]  # a resolved value -> its completed value, or _NOT_PLAIN
 
-# An object's plain selection: per response name, the field's resolver (None: `__typename`),
-# its type and its own selection.
-_ObjectPlan = list[tuple[str, Any, GraphQLOutputType, Any]]
+# Per field definition (they live as long as their schema): how to read a plain field from its
+# source, or None for any other field. Keyed by id, the field kept beside it.
+_READERS: dict[int, tuple[GraphQLField, Callable[[Any], Any] | None]] = {}
 
 
 class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Per object type and selection (graphql-core's collected field lists, which it keeps
-        # for the whole execution): the plan, or None where a field is not plain.
-        self._plans: dict[tuple[GraphQLObjectType, int], tuple[Any, _ObjectPlan | None]] = {}
-
-    def _hooked(self) -> bool:
-        # Strawberry always passes a middleware manager; it holds the extensions hooking `resolve`.
-        return bool(self.middleware_manager and self.middleware_manager.middlewares)
+        # Per output type and selection (graphql-core's collected field lists, which it keeps
+        # for the whole execution): the completer, or None where the selection is not plain.
+        self._completers: dict[tuple[GraphQLOutputType, int], tuple[Any, Completer | None]] = {}
 
     def complete_value(
         self,
@@ -70,8 +69,9 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         result: Any,
         position_context: Any,
     ) -> Any:
-        if not self._hooked():
-            completed = self._complete_plain(return_type, field_details_list, result)
+        complete = self._completer(return_type, field_details_list)
+        if complete is not None:
+            completed = complete(result)
             if completed is not _NOT_PLAIN:
                 return completed
         return super().complete_value(
@@ -86,116 +86,173 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         path: Path,
         position_context: Any,
     ) -> Any:
+        # A plain field of an object that is not plain as a whole (one of its fields has a
+        # resolver): read and complete it here rather than through a resolve info and coercion.
         node = field_details_list[0].node
         field_def = self.schema.get_field(parent_type, node.name.value)
-        plain = plain_leaf(field_def) if field_def is not None else None
-        if plain is not None and not node.arguments and not self._hooked():
-            value = field_def.resolve(source, None)  # type: ignore[union-attr,misc]
-            if value is None and plain[1]:
-                return None
-            coerced = self._complete_leaf(plain[0], value)
-            if coerced is not _NOT_PLAIN:
-                return coerced
+        read = plain_reader(field_def) if field_def is not None else None
+        if read is not None and not node.arguments:
+            complete = self._completer(field_def.type, field_details_list)  # type: ignore[union-attr]
+            if complete is not None:
+                completed = complete(read(source))
+                if completed is not _NOT_PLAIN:
+                    return completed
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
 
-    def _complete_plain(self, return_type: GraphQLOutputType, fields: Any, value: Any) -> Any:
-        """The completed value, or _NOT_PLAIN where graphql-core has to complete it."""
+    def _completer(self, return_type: GraphQLOutputType, fields: Any) -> Completer | None:
+        key = (return_type, id(fields))
+        cached = self._completers.get(key)
+        if cached is None:
+            # Strawberry always passes a middleware manager; it holds the extensions hooking
+            # `resolve`, which must see every field.
+            hooked = self.middleware_manager and self.middleware_manager.middlewares
+            complete = None if hooked else self._compile(return_type, fields)
+            cached = (fields, complete)  # the list kept alive, so its id is not reused
+            self._completers[key] = cached
+        return cached[1]
+
+    def _compile(self, return_type: GraphQLOutputType, fields: Any) -> Completer | None:
         if isinstance(return_type, GraphQLNonNull):
-            completed = self._complete_plain(return_type.of_type, fields, value)
-            return _NOT_PLAIN if completed is None else completed
-        if value is None:
-            return None
+            return _non_null(self._compile(return_type.of_type, fields))
         if isinstance(return_type, GraphQLList):
-            if not isinstance(value, list | tuple):
-                return _NOT_PLAIN
-            items = []
-            for item in value:
-                completed = self._complete_plain(return_type.of_type, fields, item)
-                if completed is _NOT_PLAIN:
-                    return _NOT_PLAIN
-                items.append(completed)
-            return items
+            return _list_of(self._compile(return_type.of_type, fields))
         if isinstance(return_type, GraphQLObjectType):
-            plan = self._plan(return_type, fields)
-            if plan is None or isinstance(value, Exception):
-                return _NOT_PLAIN
-            result = {}
-            for name, resolve, field_type, field_fields in plan:
-                if resolve is None:
-                    result[name] = return_type.name
-                    continue
-                completed = self._complete_plain(field_type, field_fields, resolve(value, None))
-                if completed is _NOT_PLAIN:
-                    return _NOT_PLAIN
-                result[name] = completed
-            return result
+            return self._compile_object(return_type, fields)
         if is_leaf_type(return_type):
-            return self._complete_leaf(return_type, value)  # type: ignore[arg-type]
-        return _NOT_PLAIN  # interfaces and unions
+            return _leaf(return_type)  # type: ignore[arg-type]
+        return None  # interfaces and unions
 
-    @staticmethod
-    def _complete_leaf(leaf: GraphQLLeafType, value: Any) -> Any:
-        if value is None or isinstance(value, Exception):
-            return _NOT_PLAIN
-        try:
-            coerced = leaf.coerce_output_value(value)
-        except (GraphQLError, TypeError, ValueError):
-            return _NOT_PLAIN  # graphql-core reports it as a field error
-        return _NOT_PLAIN if coerced is Undefined or coerced is None else coerced
-
-    def _plan(self, object_type: GraphQLObjectType, fields: Any) -> _ObjectPlan | None:
-        key = (object_type, id(fields))
-        cached = self._plans.get(key)
-        if cached is not None:
-            return cached[1]
-        plan: _ObjectPlan | None = None
-        if object_type.is_type_of is None:
-            plan = self._plan_of(object_type, fields)
-        self._plans[key] = (fields, plan)  # the list kept alive, so its id is not reused
-        return plan
-
-    def _plan_of(self, object_type: GraphQLObjectType, fields: Any) -> _ObjectPlan | None:
+    def _compile_object(self, object_type: GraphQLObjectType, fields: Any) -> Completer | None:
+        if object_type.is_type_of is not None:
+            return None
         grouped, defers, forbidden = self.collect_subfields(object_type, fields)
         if defers or forbidden:
             return None
-        plan: _ObjectPlan = []
+        members: list[tuple[str, Callable[[Any], Any], Completer]] = []
         for name, field_fields in grouped.items():
             node = field_fields[0].node
             if node.name.value == "__typename":
-                plan.append((name, None, object_type, field_fields))
+                members.append((name, lambda _: object_type.name, _same))
                 continue
             field_def = self.schema.get_field(object_type, node.name.value)
             if field_def is None:
                 continue  # graphql-core leaves it out too
-            if node.arguments or not _is_plain(field_def):
+            read = plain_reader(field_def)
+            complete = self._compile(field_def.type, field_fields) if read else None
+            if read is None or complete is None or node.arguments:
                 return None
-            plan.append((name, field_def.resolve, field_def.type, field_fields))
-        return plan
+            members.append((name, read, complete))
+
+        def complete_object(value: Any) -> Any:
+            if value is None:
+                return None
+            if isinstance(value, Exception):
+                return _NOT_PLAIN
+            result = {}
+            for name, read, complete in members:
+                completed = complete(read(value))
+                if completed is _NOT_PLAIN:
+                    return _NOT_PLAIN
+                result[name] = completed
+            return result
+
+        return complete_object
 
 
-def _is_plain(field_def: GraphQLField) -> bool:
-    """The field takes no arguments and reads a plain attribute: Strawberry's resolver for a
-    basic field, which needs no resolve info (`_is_default` alone also marks the wrappers of
-    fields with permissions or extensions)."""
+def _same(value: Any) -> Any:
+    return value
+
+
+def _non_null(inner: Completer | None) -> Completer | None:
+    if inner is None:
+        return None
+
+    def complete_non_null(value: Any) -> Any:
+        completed = inner(value)
+        return _NOT_PLAIN if completed is None else completed
+
+    return complete_non_null
+
+
+def _list_of(inner: Completer | None) -> Completer | None:
+    if inner is None:
+        return None
+
+    def complete_list(value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, list | tuple):
+            return _NOT_PLAIN  # graphql-core takes other iterables, and refuses strings
+        items = []
+        for item in value:
+            completed = inner(item)
+            if completed is _NOT_PLAIN:
+                return _NOT_PLAIN
+            items.append(completed)
+        return items
+
+    return complete_list
+
+
+def _finite_float(value: Any) -> bool:
+    return type(value) is float and math.isfinite(value)
+
+
+def _int32(value: Any) -> bool:
+    return type(value) is int and -(2**31) <= value < 2**31
+
+
+# Values the built-in scalars return unchanged (graphql.type.scalars): checked first, so most
+# leaves skip the scalar's own coercion.
+_UNCHANGED: dict[GraphQLLeafType, Callable[[Any], bool]] = {
+    GraphQLString: lambda value: type(value) is str,
+    GraphQLID: lambda value: type(value) is str,
+    GraphQLBoolean: lambda value: type(value) is bool,
+    GraphQLFloat: _finite_float,
+    GraphQLInt: _int32,
+}
+
+
+def _leaf(leaf: GraphQLLeafType) -> Completer:
+    unchanged = _UNCHANGED.get(leaf)
+    coerce = leaf.coerce_output_value
+
+    def complete_leaf(value: Any) -> Any:
+        if value is None:
+            return None
+        if unchanged is not None and unchanged(value):
+            return value
+        if isinstance(value, Exception):
+            return _NOT_PLAIN
+        try:
+            coerced = coerce(value)
+        except (GraphQLError, TypeError, ValueError):
+            return _NOT_PLAIN  # graphql-core reports it as a field error
+        return _NOT_PLAIN if coerced is Undefined or coerced is None else coerced
+
+    return complete_leaf
+
+
+def plain_reader(field_def: GraphQLField) -> Callable[[Any], Any] | None:
+    """How to read the field from its source where it is plain: no arguments, and Strawberry's
+    resolver for a basic field (marked `_is_default`, which alone also marks the wrappers of
+    fields with permissions or extensions); None for any other field."""
+    cached = _READERS.get(id(field_def))
+    if cached is not None and cached[0] is field_def:
+        return cached[1]
     resolve = field_def.resolve
-    return (
+    read: Callable[[Any], Any] | None = None
+    if (
         getattr(resolve, "_is_default", False)
         and getattr(resolve, "__name__", "") == "_get_basic_result"
         and not field_def.args
-    )
-
-
-def plain_leaf(field_def: GraphQLField) -> tuple[GraphQLLeafType, bool] | None:
-    """The field's scalar or enum type and whether it is nullable, where the field is plain;
-    None for any other."""
-    cached = _PLAIN.get(id(field_def))
-    if cached is not None and cached[0] is field_def:
-        return cached[1]
-    named = get_nullable_type(field_def.type)
-    plain = None
-    if _is_plain(field_def) and is_leaf_type(named):
-        plain = (named, not is_non_null_type(field_def.type))
-    _PLAIN[id(field_def)] = (field_def, plain)
-    return plain
+    ):
+        definition = field_def.extensions.get("strawberry-definition")
+        if definition is not None and definition.default_resolver is getattr:
+            read = attrgetter(definition.python_name)
+        else:
+            read = lambda source: resolve(source, None)  # noqa: E731
+    _READERS[id(field_def)] = (field_def, read)
+    return read
