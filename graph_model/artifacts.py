@@ -214,8 +214,10 @@ def load_artifact(path: Path) -> ModelArtifact:
         snapshot_hash=json.loads((path / "snapshot.json").read_text())["hash"],
         donor_ids=json.loads((path / "donor_ids.json").read_text()),
         nonprofit_ids=json.loads((path / "nonprofit_ids.json").read_text()),
-        donor_embeddings=np.load(path / "donor_embeddings.npy"),
-        nonprofit_embeddings=np.load(path / "nonprofit_embeddings.npy"),
+        # Memory-mapped: the API's worker processes share one copy in memory and in the CPU's
+        # caches (every page of matches reads all nonprofit embeddings).
+        donor_embeddings=np.load(path / "donor_embeddings.npy", mmap_mode="r"),
+        nonprofit_embeddings=np.load(path / "nonprofit_embeddings.npy", mmap_mode="r"),
         gift_donors=gift_donors,
         gift_nonprofits=gift_nonprofits,
         metrics=json.loads((path / "metrics.json").read_text()),

@@ -37,13 +37,17 @@ def relative_probability(scores: np.ndarray) -> np.ndarray:
     """
     scores = np.asarray(scores, dtype=np.float64)
     finite = np.isfinite(scores)
-    # Masked reductions rather than np.where copies: the API runs this per request over every
-    # nonprofit.
+    # Masked reductions and in-place arithmetic rather than np.where copies: the API runs this
+    # per request over every nonprofit.
     low = np.min(scores, axis=-1, keepdims=True, where=finite, initial=np.inf)
     high = np.max(scores, axis=-1, keepdims=True, where=finite, initial=-np.inf)
     span = high - low
+    flat = ~(span > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        relative = np.where(span > 0, (scores - low) / np.where(span > 0, span, 1.0), 1.0)
+        relative = np.subtract(scores, low)
+        np.divide(relative, np.where(flat, 1.0, span), out=relative)
+    if flat.any():
+        relative[np.broadcast_to(flat, relative.shape)] = 1.0
     relative[~finite] = -np.inf
     return relative
 
@@ -88,7 +92,9 @@ def weigh_impact(relative: np.ndarray, impact: np.ndarray, weight: float) -> np.
     many times against the same impact."""
     multiplier = (1.0 - weight) + weight * impact
     with np.errstate(invalid="ignore"):
-        return np.where(np.isfinite(relative), relative * multiplier, -np.inf)
+        weighted = np.multiply(relative, multiplier)
+    weighted[~np.isfinite(relative)] = -np.inf
+    return weighted
 
 
 def top_k(scores: np.ndarray, k: int, stride: int = 16) -> np.ndarray:

@@ -22,10 +22,12 @@ that hook `resolve` run as graphql-core middleware: with any, every field takes 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
+from cachetools import LRUCache
 from graphql import (
     GraphQLBoolean,
     GraphQLError,
@@ -39,7 +41,11 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLString,
+    OperationDefinitionNode,
+    VariableNode,
+    Visitor,
     is_leaf_type,
+    visit,
 )
 from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -52,6 +58,19 @@ Completer = Callable[[Any], Any]  # a resolved value -> its completed value, or 
 # source, or None for any other field. Keyed by id, the field kept beside it.
 _READERS: dict[int, tuple[GraphQLField, Callable[[Any], Any] | None]] = {}
 
+# Completers shared by executions of the same operation object (Strawberry's parser cache hands
+# every request with the same text the same document) where the variables its directives read
+# (`@include(if: $x)`) have the same values: compiling them was a tenth of a page's execution.
+# Keyed by the ids of the operation and of the field nodes; an entry keeps its operation, and
+# with it those nodes, alive, so no id is reused while it is cached.
+_SHARED: LRUCache[tuple[Any, ...], tuple[OperationDefinitionNode, Completer | None]] = LRUCache(
+    maxsize=4096
+)
+_DIRECTIVE_VARIABLES: LRUCache[int, tuple[OperationDefinitionNode, tuple[str, ...]]] = LRUCache(
+    maxsize=1024
+)
+_SHARED_LOCK = threading.Lock()
+
 
 class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -59,6 +78,7 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         # Per output type and selection (graphql-core's collected field lists, which it keeps
         # for the whole execution): the completer, or None where the selection is not plain.
         self._completers: dict[tuple[GraphQLOutputType, int], tuple[Any, Completer | None]] = {}
+        self._scope = self._operation_scope()
 
     def complete_value(
         self,
@@ -105,13 +125,44 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         key = (return_type, id(fields))
         cached = self._completers.get(key)
         if cached is None:
-            # Strawberry always passes a middleware manager; it holds the extensions hooking
-            # `resolve`, which must see every field.
-            hooked = self.middleware_manager and self.middleware_manager.middlewares
-            complete = None if hooked else self._compile(return_type, fields)
-            cached = (fields, complete)  # the list kept alive, so its id is not reused
-            self._completers[key] = cached
+            cached = (fields, self._shared_completer(return_type, fields))
+            self._completers[key] = cached  # the list kept alive, so its id is not reused
         return cached[1]
+
+    def _shared_completer(self, return_type: GraphQLOutputType, fields: Any) -> Completer | None:
+        # Strawberry always passes a middleware manager; it holds the extensions hooking
+        # `resolve`, which must see every field.
+        if self.middleware_manager and self.middleware_manager.middlewares:
+            return None
+        scope = self._scope
+        if scope is None or any(f.fragment_variable_values for f in fields):
+            return self._compile(return_type, fields)
+        key = (scope, return_type, tuple(id(f.node) for f in fields))
+        with _SHARED_LOCK:
+            shared = _SHARED.get(key)
+        if shared is None:
+            shared = (self.operation, self._compile(return_type, fields))
+            with _SHARED_LOCK:
+                _SHARED[key] = shared
+        return shared[1]
+
+    def _operation_scope(self) -> tuple[int, tuple[Any, ...]] | None:
+        """What a shared completer depends on beyond its type and field nodes: the operation
+        and the values of the variables its directives read; None where those are not
+        hashable (the completers are then this execution's own)."""
+        operation = self.operation
+        with _SHARED_LOCK:
+            known = _DIRECTIVE_VARIABLES.get(id(operation))
+        if known is None or known[0] is not operation:
+            known = (operation, _directive_variables(operation, self.fragment_definitions))
+            with _SHARED_LOCK:
+                _DIRECTIVE_VARIABLES[id(operation)] = known
+        values = tuple(self.variable_values.coerced.get(name) for name in known[1])
+        try:
+            hash(values)
+        except TypeError:
+            return None
+        return id(operation), values
 
     def _compile(self, return_type: GraphQLOutputType, fields: Any) -> Completer | None:
         if isinstance(return_type, GraphQLNonNull):
@@ -159,6 +210,33 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
             return result
 
         return complete_object
+
+
+class _DirectiveVariableNames(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+        self._depth = 0
+
+    def enter_directive(self, *_: Any) -> None:
+        self._depth += 1
+
+    def leave_directive(self, *_: Any) -> None:
+        self._depth -= 1
+
+    def enter_variable(self, node: VariableNode, *_: Any) -> None:
+        if self._depth:
+            self.names.add(node.name.value)
+
+
+def _directive_variables(operation: OperationDefinitionNode, fragments: dict[str, Any]) -> tuple[
+    str, ...
+]:
+    """The variables read by directives in the operation or any fragment of its document."""
+    visitor = _DirectiveVariableNames()
+    for node in (operation, *fragments.values()):
+        visit(node, visitor)
+    return tuple(sorted(visitor.names))
 
 
 def _same(value: Any) -> Any:

@@ -9,6 +9,7 @@ from enum import Enum
 import strawberry
 from hypothesis import HealthCheck, given, settings
 from hypothesis_graphql import from_schema
+from strawberry.extensions import ParserCache
 
 from graphql_api.execution import PlainFieldExecution, plain_reader
 
@@ -154,3 +155,39 @@ def test_plain_fields_errors_aliases_and_fragments_match_the_full_path() -> None
 def test_any_query_gets_the_same_answer_on_both_paths(query: str) -> None:
     full, short = _both(query)
     assert short == full
+
+
+def test_completers_are_shared_by_executions_of_one_document_with_the_same_directive_values() -> (
+    None
+):
+    """Strawberry's parser cache gives every request with the same text the same document; its
+    completers are compiled once, and again for other values of the variables its directives
+    read (a completer compiled for `$withText: true` would answer `false` wrongly)."""
+    compiled = []
+
+    class Counting(PlainFieldExecution):
+        def _compile(self, *args: object) -> object:
+            compiled.append(args[0])
+            return super()._compile(*args)  # type: ignore[arg-type]
+
+    schema = strawberry.Schema(
+        query=Query, execution_context_class=Counting, extensions=[ParserCache()]
+    )
+    query = """query Labels($withText: Boolean!, $size: Boolean!) {
+      items { name label { text @include(if: $withText) colour } size @skip(if: $size) } }"""
+
+    def run(with_text: bool, size: bool = True) -> dict:
+        variables = {"withText": with_text, "size": size}
+        result = asyncio.run(schema.execute(query, variable_values=variables))
+        assert result.errors is None
+        assert result.data == asyncio.run(FULL.execute(query, variable_values=variables)).data
+        return result.data  # type: ignore[return-value]
+
+    assert "text" in run(True)["items"][0]["label"]
+    first = len(compiled)
+    assert first > 0
+    assert "text" in run(True)["items"][0]["label"]
+    assert len(compiled) == first, "the same document and values compile nothing again"
+    assert "text" not in run(False)["items"][0]["label"]
+    assert len(compiled) > first
+    assert "size" in run(True, size=False)["items"][0]
