@@ -117,7 +117,12 @@ class MatchReasons:
         description="From the donor's region to the nonprofit's; null when either is unknown."
     )
     same_region: bool
-    summary: list[str] = strawberry.field(description="The reasons as short sentences.")
+    reasons: strawberry.Private[domain.MatchReasons]
+
+    @strawberry.field(description="The reasons as short sentences.")
+    def summary(self) -> list[str]:
+        # Written only when asked for: most pages show the structured reasons alone.
+        return matching.reason_text(self.reasons)
 
     @classmethod
     def of(cls, reasons: domain.MatchReasons) -> MatchReasons:
@@ -126,7 +131,7 @@ class MatchReasons:
             similar_donors=reasons.similar_donors,
             distance_km=reasons.distance_km,
             same_region=reasons.same_region,
-            summary=matching.reason_text(reasons),
+            reasons=reasons,
         )
 
 

@@ -82,7 +82,10 @@ def test_reasons_are_shared_causes_and_distance_from_the_graph(
         expected = haversine_km(home["lat"], home["lon"], there["lat"], there["lon"])
         assert reasons["distanceKm"] == pytest.approx(expected, abs=0.06)
         assert reasons["sameRegion"] == (there["id"] == home["id"])
-        assert isinstance(reasons["summary"], list)
+        said = " ".join(reasons["summary"])  # the same reasons, as sentences
+        assert ("shares your causes" in said) == bool(shared)
+        assert all(c["name"] in said for c in reasons["sharedCauses"])
+        assert (f"{reasons['similarDonors']} donor" in said) == (reasons["similarDonors"] > 0)
     assert any(m["reasons"]["sharedCauses"] for m in found)  # the planted structure shows
 
 

@@ -195,8 +195,16 @@ class _NeedIndex:
         return needs
 
 
+@dataclass(frozen=True)
+class _Shown:
+    """What a page of matches shows of a nonprofit, and its home region's coordinates."""
+
+    nonprofit: Nonprofit
+    location: tuple[float, float] | None
+
+
 class _PageRows:
-    """The rows a page of matches shows of its nonprofits (name, region, causes, stated need),
+    """What a page of matches shows of its nonprofits (name, region, causes, stated need),
     kept per process for `ttl_s`.
 
     Pages for different donors draw on far fewer nonprofits than there are (1,000 random donors'
@@ -209,19 +217,19 @@ class _PageRows:
 
     def __init__(self, store: GraphStore, ttl_s: float) -> None:
         self._store = store
-        self._rows: TTLCache[str, Row] = TTLCache(self.MAX_ROWS, ttl_s)
+        self._rows: TTLCache[str, _Shown] = TTLCache(self.MAX_ROWS, ttl_s)
         self._lock = threading.Lock()
         self._generation = 0  # bumped by `forget`: a read begun before it is not kept
 
-    def rows(self, ids: list[str]) -> dict[str, Row]:
-        """The rows of those of `ids` that exist, by id."""
+    def rows(self, ids: list[str]) -> dict[str, _Shown]:
+        """Those of `ids` that exist, by id."""
         with self._lock:
             found = {i: row for i in ids if (row := self._rows.get(i)) is not None}
             generation = self._generation
         missing = [i for i in ids if i not in found]
         if missing:
             read = {
-                row["id"]: row
+                row["id"]: _shown(row)
                 for row in self._store.read(statement("api/match_page"), {"ids": missing})
             }
             with self._lock:
@@ -313,10 +321,10 @@ class MatchService:
         similar = model.supporters.similar_donors(supported, page, model.donor_position(donor_id))
         found: list[Match] = []
         for p, peers in zip(page, similar, strict=True):
-            row = by_id.get(model.nonprofit_ids[p])
-            if row is None:  # in the model, since deleted from the graph
+            shown = by_id.get(model.nonprofit_ids[p])
+            if shown is None:  # in the model, since deleted from the graph
                 continue
-            nonprofit = _nonprofit(row)
+            nonprofit = shown.nonprofit
             found.append(
                 Match(
                     id=match_id(donor_id, nonprofit.id),
@@ -325,7 +333,7 @@ class MatchService:
                     nonprofit=nonprofit,
                     probability=float(relative[p]),
                     impact=float(impact[p]),
-                    reasons=_reasons(context, row, nonprofit, peers),
+                    reasons=_reasons(context, shown, peers),
                     cursor=encode_match_cursor(float(scores[p]), int(p)),
                 )
             )
@@ -397,22 +405,24 @@ def _page(scores: np.ndarray, first: int, cursor: tuple[float, int] | None) -> l
     return [int(p) for p in top_k(scores, first)[0] if p >= 0]
 
 
-def _nonprofit(row: Row) -> Nonprofit:
+def _shown(row: Row) -> _Shown:
     region = Region(row["region_id"], row["region_name"]) if row["region_id"] is not None else None
     causes = tuple(sorted((Cause(c["id"], c["name"]) for c in row["causes"]), key=lambda c: c.id))
-    return Nonprofit(
+    nonprofit = Nonprofit(
         row["id"], row["name"], region, causes, row["description"], row["funding_need"]
     )
+    located = row["lat"] is not None and row["lon"] is not None
+    return _Shown(nonprofit, (float(row["lat"]), float(row["lon"])) if located else None)
 
 
-def _reasons(
-    context: _DonorContext, row: Row, nonprofit: Nonprofit, similar_donors: int
-) -> MatchReasons:
+def _reasons(context: _DonorContext, shown: _Shown, similar_donors: int) -> MatchReasons:
+    nonprofit = shown.nonprofit
     shared = tuple(c for c in nonprofit.causes if c.id in context.causes)
     distance = None
-    if context.location is not None and row["lat"] is not None and row["lon"] is not None:
-        distance = round(haversine_km(*context.location, float(row["lat"]), float(row["lon"])), 1)
-    same_region = context.region_id is not None and context.region_id == row["region_id"]
+    if context.location is not None and shown.location is not None:
+        distance = round(haversine_km(*context.location, *shown.location), 1)
+    region_id = nonprofit.region.id if nonprofit.region is not None else None
+    same_region = context.region_id is not None and context.region_id == region_id
     return MatchReasons(shared, similar_donors, distance, same_region)
 
 
