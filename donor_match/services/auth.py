@@ -94,6 +94,11 @@ class TokenService:
             raise UnauthenticatedError(f"invalid token: unknown role {unknown!r}") from exc
         return Principal(str(claims["sub"]), role)
 
+    @property
+    def may_block(self) -> bool:
+        """Whether verifying may wait on the network: a JWKS fetches keys it has not seen."""
+        return self._jwks is not None
+
     def issue(self, subject: str, role: Role, ttl_s: int = 3600) -> str:
         """A local HS256 token (for development and tests; production uses its IdP)."""
         now = int(time.time())
@@ -171,6 +176,11 @@ class AuthService:
     def __init__(self, tokens: TokenService, api_keys: ApiKeyService) -> None:
         self.tokens = tokens
         self.api_keys = api_keys
+
+    def may_block(self, authorization: str | None, api_key: str | None) -> bool:
+        """Whether `authenticate` may wait on I/O for these credentials (an API key is read
+        from the store); otherwise it is a short computation an event loop can run itself."""
+        return bool(api_key) or (bool(authorization) and self.tokens.may_block)
 
     def authenticate(self, authorization: str | None, api_key: str | None) -> Principal | None:
         if api_key:
