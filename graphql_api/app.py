@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -240,6 +241,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # What was built until now (schema, services, model) lives as long as the process: keep
+        # the cycle collector's full collections to what requests leave behind.
+        gc.collect()
+        gc.freeze()
         yield
         store.close()
         analyst_store.close()

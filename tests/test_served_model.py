@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 from pathlib import Path
 
@@ -30,6 +31,22 @@ def test_served_model_switches_when_current_moves(
     (models / "v3").mkdir()
     (models / CURRENT).write_text("v3\n")
     assert served.current().version == "v2"
+
+
+def test_a_loaded_model_is_out_of_the_cycle_collectors_sight(
+    served_graph: ServedGraph, tmp_path: Path
+) -> None:
+    """Its id lists and index live until the next promotion; a full collection that walked
+    them (millions of objects at scale) would pause requests for tens of milliseconds."""
+    source = current_artifact_dir(served_graph.app_settings.models_dir)
+    assert source is not None
+    shutil.copytree(source, tmp_path / "models" / "v1")
+    (tmp_path / "models" / CURRENT).write_text("v1\n")
+    model = ServedModel(tmp_path / "models").current()
+    assert model is not None
+    collected = {id(o) for o in gc.get_objects()}
+    assert id(model.donor_ids) not in collected
+    assert id(model.nonprofit_ids) not in collected
 
 
 def test_metrics_and_readiness_name_the_served_version(
