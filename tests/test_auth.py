@@ -232,6 +232,19 @@ def test_bad_tokens_are_unauthenticated(client: TestClient, kind: str) -> None:
     assert [e["extensions"]["code"] for e in body["errors"]] == ["UNAUTHENTICATED"]
 
 
+def test_a_verified_token_is_refused_once_it_expires() -> None:
+    """Verified tokens are remembered (checking a signature per request cost more than the rest
+    of authentication), but never past their expiry."""
+    tokens = TokenService(TEST_AUTH.model_copy(update={"leeway_s": 0}))
+    expires = int(time.time()) + 2
+    token = jwt.encode(_claims(exp=expires), SECRET, "HS256")
+    assert tokens.verify(token).subject == DONOR
+    assert tokens.verify(token).subject == DONOR
+    time.sleep(max(0.0, expires - time.time()) + 0.1)
+    with pytest.raises(UnauthenticatedError):
+        tokens.verify(token)
+
+
 def test_rs256_tokens_verify_against_a_jwks() -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))

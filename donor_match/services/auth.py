@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from enum import StrEnum
 
 import jwt
+from cachetools import TTLCache
 
 from donor_match.errors import DomainError, NotFoundError
 from donor_match.settings import AuthSettings
@@ -64,11 +66,30 @@ def require_principal(principal: Principal | None) -> Principal:
 class TokenService:
     """Verifies JWTs (HS256 with a shared secret, or RS256 keys from a JWKS URL)."""
 
+    # Clients send one token with many requests: its verified caller is kept until it expires
+    # (at most this long), since checking a signature cost more than the rest of authentication.
+    VERIFIED_TTL_S = 60
+
     def __init__(self, settings: AuthSettings) -> None:
         self._settings = settings
         self._jwks = jwt.PyJWKClient(settings.jwks_url, timeout=5) if settings.jwks_url else None
+        self._verified: TTLCache[str, tuple[Principal, float]] = TTLCache(
+            maxsize=10_000, ttl=self.VERIFIED_TTL_S
+        )
+        self._lock = threading.Lock()
 
     def verify(self, token: str) -> Principal:
+        with self._lock:
+            known = self._verified.get(token)
+        if known is not None and time.time() < known[1]:
+            return known[0]
+        principal, expires = self._verify(token)
+        with self._lock:
+            self._verified[token] = (principal, expires)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
+        """The caller and when the token stops being valid (its expiry plus the leeway)."""
         try:
             if self._jwks is not None:
                 key: object = self._jwks.get_signing_key_from_jwt(token).key
@@ -92,7 +113,7 @@ class TokenService:
         except ValueError as exc:
             unknown = claims.get("role")
             raise UnauthenticatedError(f"invalid token: unknown role {unknown!r}") from exc
-        return Principal(str(claims["sub"]), role)
+        return Principal(str(claims["sub"]), role), float(claims["exp"]) + self._settings.leeway_s
 
     @property
     def may_block(self) -> bool:
