@@ -16,8 +16,8 @@
    reads, same top 20) and answering plain JSON: the floor, what GraphQL costs nothing over.
 3. load: bench/load_matches.mjs in its own Node process: GraphQL at each fixed --rate (an open
    loop: latency percentiles at that offered rate, counted from when each request was due), then
-   GraphQL and the bare endpoint each as fast as they answer over --connections (autocannon:
-   throughput), then the bare endpoint at the same fixed rates.
+   GraphQL and the bare endpoint each as fast as they answer over --connections (a closed
+   loop: throughput), then the bare endpoint at the same fixed rates.
 Results go to bench/results/api-load-<donors>.json and stdout. Not a test.
 """
 

@@ -7,15 +7,14 @@
 // rate: requests per second, evenly spaced and sent whether or not earlier ones were answered
 // (an open loop: latency counts from when a request was due, so a slow server cannot hide its
 // queue by slowing the generator down); 0: as fast as answers come, over `connections`
-// keep-alive connections (autocannon). autocannon's own rate limit is not used: it sends each
-// connection's quota for a second in one burst at the start of the second.
+// keep-alive connections (a closed loop). Plain node:http rather than autocannon: autocannon's
+// rate limit sends each connection's quota for a second in one burst at the start of the
+// second, and it opens every connection at once (see closedLoop).
 // Prints one JSON line: throughput and latency percentiles over every answer.
 // Why Node rather than locust: the generator shares the machine's two cores with the API and
 // the store, and locust spent ~1.5 ms of CPU a request (~0.3 cores at 200 req/s).
 import http from "node:http";
 import { performance } from "node:perf_hooks";
-
-import autocannon from "autocannon";
 
 const config = JSON.parse(process.argv[2]);
 
@@ -71,22 +70,45 @@ function report(seconds) {
   );
 }
 
-function closedLoop() {
-  const request = { ...nextRequest(), setupRequest: (req) => ({ ...req, ...nextRequest() }) };
-  request.onResponse = check;
-  const instance = autocannon({
-    url: config.url,
-    connections: config.connections,
-    duration: config.seconds,
-    requests: [request],
+// One request over a keep-alive connection, resolved with its status and body.
+function send(agent, url) {
+  const { method, path, headers, body } = nextRequest();
+  return new Promise((resolve) => {
+    const req = http.request(
+      { agent, host: url.hostname, port: url.port, method, path, headers },
+      (res) => {
+        const chunks = [];
+        res.on("data", (chunk) => chunks.push(chunk));
+        res.on("end", () => resolve([res.statusCode, Buffer.concat(chunks).toString()]));
+      },
+    );
+    req.on("error", (error) => resolve([0, String(error)]));
+    req.end(body);
   });
-  instance.on("response", (_client, _status, _bytes, responseTime) => {
-    latencies.push(responseTime);
-  });
-  instance.on("done", (result) => {
-    failures += result.errors + result.timeouts;
-    report(result.duration);
-  });
+}
+
+async function closedLoop() {
+  // Each connection sends its next request when the last is answered. Connections open one
+  // every RAMP_MS rather than all at once: a burst of connects is accepted by whichever API
+  // process wakes first (one took 32 of 32 in a test, leaving the other idle), while staggered
+  // ones go to a process free to accept, as behind a load balancer.
+  const RAMP_MS = 30;
+  const url = new URL(config.url);
+  const start = performance.now();
+  const end = start + config.seconds * 1000;
+  const connection = async (index) => {
+    await new Promise((resolve) => setTimeout(resolve, index * RAMP_MS));
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    while (performance.now() < end) {
+      const began = performance.now();
+      const [status, text] = await send(agent, url);
+      latencies.push(performance.now() - began);
+      check(status, text);
+    }
+    agent.destroy();
+  };
+  await Promise.all(Array.from({ length: config.connections }, (_, i) => connection(i)));
+  report((performance.now() - start) / 1000);
 }
 
 function openLoop() {
@@ -105,25 +127,14 @@ function openLoop() {
     }
   };
   const fire = (due) => {
-    const { method, path, headers, body } = nextRequest();
     pending += 1;
-    const done = (status, text) => {
+    send(agent, url).then(([status, text]) => {
       last = performance.now();
       latencies.push(last - due);
       check(status, text);
       pending -= 1;
       finish();
-    };
-    const req = http.request(
-      { agent, host: url.hostname, port: url.port, method, path, headers },
-      (res) => {
-        const chunks = [];
-        res.on("data", (chunk) => chunks.push(chunk));
-        res.on("end", () => done(res.statusCode, Buffer.concat(chunks).toString()));
-      },
-    );
-    req.on("error", (error) => done(0, String(error)));
-    req.end(body);
+    });
   };
   const tick = () => {
     while (sent < total && start + sent * interval <= performance.now()) {
