@@ -12,7 +12,7 @@
    donor and nonprofit gets its embedding from the full graph, as `train` serves them. Then
    --needs-share of the nonprofits state a funding need (through the API's own statement).
 2. serve: one uvicorn process (uvloop, httptools) with the API app and, beside it, a bare
-   Starlette endpoint `/bare/matches` calling the same MatchService (same index, same two store
+   Starlette endpoint `/bare/matches` calling the same MatchService (same index, same store
    reads, same top 20) and answering plain JSON: the floor, what GraphQL costs nothing over.
 3. load: bench/load_matches.mjs in its own Node process: GraphQL at each fixed --rate (an open
    loop: latency percentiles at that offered rate, counted from when each request was due), then
