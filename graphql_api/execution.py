@@ -11,12 +11,14 @@ A field is plain when its resolver is Strawberry's one for a basic field (no res
 permission or field extension: it reads an attribute and needs no resolve info) and it takes no
 arguments. Where a value's type and selection hold only plain fields, through lists, non-null
 wrappers and objects without `is_type_of`, down to scalars and enums, `PlainFieldExecution`
-completes it with a completer compiled once per execution for that type and selection: it reads
-the attributes and coerces the leaves as graphql-core would. Anything else takes graphql-core's
-own path: abstract types, `@defer`, and any value that would be an error (null for a non-null
-type, a value a scalar refuses, a list that is not one), which graphql-core then reports as it
-always does (plain fields only read attributes, so reading again is harmless). Schema extensions
-that hook `resolve` run as graphql-core middleware: with any, every field takes the full path.
+completes it with a completer for that type and selection: it reads the attributes and coerces
+the leaves as graphql-core would. Completers are compiled once per type and selection, and
+shared by every execution of one cached document. Anything else takes graphql-core's own path:
+abstract types, `@defer`, and any value that would be an error (null for a non-null type, a
+value a scalar refuses, a list that is not one, an attribute that is missing), which
+graphql-core then reports as it always does (plain fields only read attributes, so reading
+again is harmless). Schema extensions that hook `resolve` run as graphql-core middleware: with
+any, every field takes the full path.
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         if read is not None and not node.arguments:
             complete = self._completer(field_def.type, field_details_list)  # type: ignore[union-attr]
             if complete is not None:
-                completed = complete(read(source))
+                completed = complete(_read(read, source))
                 if completed is not _NOT_PLAIN:
                     return completed
         return super().execute_field(
@@ -203,7 +205,7 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
                 return _NOT_PLAIN
             result = {}
             for name, read, complete in members:
-                completed = complete(read(value))
+                completed = complete(_read(read, value))
                 if completed is _NOT_PLAIN:
                     return _NOT_PLAIN
                 result[name] = completed
@@ -237,6 +239,13 @@ def _directive_variables(operation: OperationDefinitionNode, fragments: dict[str
     for node in (operation, *fragments.values()):
         visit(node, visitor)
     return tuple(sorted(visitor.names))
+
+
+def _read(read: Callable[[Any], Any], source: Any) -> Any:
+    try:
+        return read(source)
+    except Exception:  # graphql-core's path reads it again and reports it where it belongs
+        return _NOT_PLAIN
 
 
 def _same(value: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from enum import Enum
+from types import SimpleNamespace
 
 import strawberry
 from hypothesis import HealthCheck, given, settings
@@ -50,6 +51,7 @@ class Item:
     labels: list[Label]
     broken: list[Label]
     either: Label | Other
+    odd: Label  # a value without `weight`: a field error on either path, where it is missing
 
     @strawberry.field
     def shout(self) -> str:
@@ -75,6 +77,7 @@ def _item(name: str, child: Item | None = None) -> Item:
         labels=[Label(text=t, weight=2.0, colour=Colour.BLUE) for t in ("x", name)],
         broken=[Label(text="ok", weight=1.0, colour=Colour.RED), None],  # type: ignore[list-item]
         either=Other(code=7) if child else Label(text="l", weight=0.5, colour=Colour.RED),
+        odd=SimpleNamespace(text="odd", colour=Colour.RED),  # type: ignore[arg-type]
     )
 
 
@@ -143,10 +146,11 @@ def test_plain_fields_errors_aliases_and_fragments_match_the_full_path() -> None
       objects: items { label { text weight colour __typename } labels { ... on Label { text } } }
       broken: first { broken { text } }
       either: items { either { ... on Label { text } ... on Other { code } } }
+      odd: first { name odd { text weight } }
     }"""
     full, short = _both(query)
     assert short == full
-    assert len(full["errors"]) == 4, "the query must exercise a field error of each kind"
+    assert len(full["errors"]) == 5, "the query must exercise a field error of each kind"
     assert full["data"]["items"][0]["alias"] == "one"
 
 
