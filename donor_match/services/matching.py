@@ -2,7 +2,7 @@
 impact and explained, one page at a time.
 
 A page costs one store read whatever its size, the donor's context (region, causes, gifts), and
-a second for those of its nonprofits this process has not shown lately (`_PageRows`). Ranking
+a second for those of its nonprofits this process has not shown lately (`_ShownNonprofits`). Ranking
 runs over every nonprofit in numpy; the similar donors behind each match come from the served
 model's training graph (graph_model.gifts), not from a store walk.
 """
@@ -203,7 +203,7 @@ class _Shown:
     location: tuple[float, float] | None
 
 
-class _PageRows:
+class _ShownNonprofits:
     """What a page of matches shows of its nonprofits (name, region, causes, stated need),
     kept per process for `ttl_s`.
 
@@ -217,14 +217,14 @@ class _PageRows:
 
     def __init__(self, store: GraphStore, ttl_s: float) -> None:
         self._store = store
-        self._rows: TTLCache[str, _Shown] = TTLCache(self.MAX_ROWS, ttl_s)
+        self._kept: TTLCache[str, _Shown] = TTLCache(self.MAX_ROWS, ttl_s)
         self._lock = threading.Lock()
         self._generation = 0  # bumped by `forget`: a read begun before it is not kept
 
-    def rows(self, ids: list[str]) -> dict[str, _Shown]:
+    def of(self, ids: list[str]) -> dict[str, _Shown]:
         """Those of `ids` that exist, by id."""
         with self._lock:
-            found = {i: row for i in ids if (row := self._rows.get(i)) is not None}
+            found = {i: shown for i in ids if (shown := self._kept.get(i)) is not None}
             generation = self._generation
         missing = [i for i in ids if i not in found]
         if missing:
@@ -234,13 +234,13 @@ class _PageRows:
             }
             with self._lock:
                 if generation == self._generation:
-                    self._rows.update(read)
+                    self._kept.update(read)
             found.update(read)
         return found
 
     def forget(self, nonprofit_id: str) -> None:
         with self._lock:
-            self._rows.pop(nonprofit_id, None)
+            self._kept.pop(nonprofit_id, None)
             self._generation += 1
 
 
@@ -264,7 +264,7 @@ class MatchService:
         self._max_first = max_first
         self._impact_weight = impact_weight
         self._needs = _NeedIndex(store, needs_refresh_s)
-        self._page_rows = _PageRows(store, page_rows_ttl_s)
+        self._shown = _ShownNonprofits(store, page_rows_ttl_s)
         self._positions: tuple[ModelArtifact, dict[str, int]] | None = None
 
     @property
@@ -274,7 +274,7 @@ class MatchService:
     def nonprofit_changed(self, nonprofit_id: str) -> None:
         """A nonprofit's profile, need or initiatives changed: rank and show the new ones now."""
         self._needs.invalidate()
-        self._page_rows.forget(nonprofit_id)
+        self._shown.forget(nonprofit_id)
 
     def matches(
         self,
@@ -317,7 +317,7 @@ class MatchService:
         scores = relative if weight == 0 else weigh_impact(relative, impact, weight)
         page = _page(scores, first, cursor)
 
-        by_id = self._page_rows.rows([model.nonprofit_ids[p] for p in page])
+        by_id = self._shown.of([model.nonprofit_ids[p] for p in page])
         similar = model.supporters.similar_donors(supported, page, model.donor_position(donor_id))
         found: list[Match] = []
         for p, peers in zip(page, similar, strict=True):
