@@ -16,9 +16,12 @@ from graph_model.ranking import (
     explain,
     haversine_km,
     impact_adjusted,
+    impact_multiplier,
     impact_of,
+    rank_donor,
     relative_probability,
     top_k,
+    weigh_impact,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -66,14 +69,53 @@ def test_impact_adjusted_keeps_exclusions_and_broadcasts_over_donors() -> None:
         elements=st.sampled_from([-np.inf, 0.0, 1.0, 2.0, 2.5, 7.0]),
     ),
     k=st.integers(1, 70),
-    stride=st.integers(1, 8),
+    groups=st.integers(1, 30),
 )
-def test_top_k_is_the_head_of_a_stable_sort(scores: np.ndarray, k: int, stride: int) -> None:
-    """The bound from every stride-th score never loses one of the k best (fails when the bound
-    is taken one rank too high or ties at the bound are dropped)."""
+def test_top_k_is_the_head_of_a_stable_sort(scores: np.ndarray, k: int, groups: int) -> None:
+    """The bound from the groups' maxima never loses one of the k best (fails when the bound is
+    taken one rank too high, ties at the bound are dropped or the scores past the last whole
+    round of groups are left out)."""
     expected = np.argsort(-scores, axis=1, kind="stable")[:, : min(k, scores.shape[1])]
     expected = np.where(np.isfinite(np.take_along_axis(scores, expected, 1)), expected, -1)
-    assert top_k(scores, k, stride=stride).tolist() == expected.tolist()
+    assert top_k(scores, k, groups=groups).tolist() == expected.tolist()
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    scores=arrays(
+        np.float64,
+        st.integers(1, 40),
+        elements=st.one_of(
+            st.sampled_from([-np.inf, np.inf, np.nan, 0.0, 1.0]),
+            st.floats(-1e300, 1e300),  # a span past the float range is nan in both
+        ),
+    ),
+    data=st.data(),
+    weight=st.one_of(st.none(), st.sampled_from([0.0, 0.5, 1.0]), st.floats(0.0, 1.0)),
+)
+def test_rank_donor_is_relative_probability_then_weigh_impact_bit_for_bit(
+    scores: np.ndarray, data: st.DataObject, weight: float | None
+) -> None:
+    """The serving shortcut against the composition it replaces, over non-finite scores, flat
+    rows, everything excluded and zero multipliers (fails when a bound counts an excluded score
+    or an excluded score times a zero multiplier is left nan)."""
+    excluded = np.array(
+        sorted(data.draw(st.sets(st.integers(0, len(scores) - 1)), label="excluded")),
+        dtype=np.intp,
+    )
+    impact = data.draw(arrays(np.float64, len(scores), elements=st.sampled_from([0.0, 0.3, 1.0])))
+    multiplier = None if weight is None else impact_multiplier(impact, weight)
+    expected = scores.copy()
+    expected[excluded] = -np.inf
+    expected_relative = relative_probability(expected)
+    relative, ranked = rank_donor(scores.copy(), excluded, multiplier)
+    np.testing.assert_array_equal(relative, expected_relative, strict=True)
+    if multiplier is None:
+        np.testing.assert_array_equal(ranked, expected_relative, strict=True)
+    else:
+        np.testing.assert_array_equal(
+            ranked, weigh_impact(expected_relative, multiplier), strict=True
+        )
 
 
 @pytest.mark.parametrize("weight", [-0.1, 1.5, float("nan")])

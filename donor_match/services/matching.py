@@ -21,7 +21,7 @@ from enum import StrEnum
 
 import numpy as np
 from anyio import to_thread
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 
 from donor_match.domain import Cause, Match, MatchReasons, Nonprofit, Region
 from donor_match.errors import InvalidInputError, NotFoundError, UnavailableError
@@ -33,10 +33,10 @@ from graph_model.artifacts import ModelArtifact
 from graph_model.ranking import (
     Explanation,
     haversine_km,
+    impact_multiplier,
     impact_of,
-    relative_probability,
+    rank_donor,
     top_k,
-    weigh_impact,
 )
 from graph_store import GraphStore, Row, StoreError, statement
 
@@ -95,6 +95,29 @@ class _DonorContext:
     supported: frozenset[str]
 
 
+class _Impact:
+    """Impact per nonprofit of a model's index (`values`) from a copy of the stated needs, and
+    the ranking multipliers of the impact weights asked for with it, each computed once."""
+
+    MAX_WEIGHTS = 8
+
+    def __init__(self, needs: dict[str, float], model: ModelArtifact, values: np.ndarray) -> None:
+        self.needs = needs
+        self.model = model
+        self.values = values
+        self._multipliers: LRUCache[float, np.ndarray] = LRUCache(self.MAX_WEIGHTS)
+        self._lock = threading.Lock()
+
+    def multiplier(self, weight: float) -> np.ndarray:
+        with self._lock:
+            found = self._multipliers.get(weight)
+        if found is None:
+            found = impact_multiplier(self.values, weight)
+            with self._lock:
+                self._multipliers[weight] = found
+        return found
+
+
 class _NeedIndex:
     """Unmet funding need per nonprofit, as impact aligned with a model's nonprofit index.
 
@@ -118,26 +141,25 @@ class _NeedIndex:
         self._read_at = float("-inf")  # monotonic, for the refresh interval
         self._changed_here = False
         self._refreshing = False
-        # The impact last computed, with the needs and the model it was computed for.
-        self._impact: tuple[dict[str, float], ModelArtifact, np.ndarray] | None = None
+        self._impact: _Impact | None = None  # the last computed
 
     def invalidate(self) -> None:
         with self._lock:
             self._changed_here = True
 
-    def impact(self, model: ModelArtifact, positions: dict[str, int]) -> np.ndarray:
+    def impact(self, model: ModelArtifact, positions: dict[str, int]) -> _Impact:
         needs = self._current()
         with self._lock:
             cached = self._impact
-        if cached is not None and cached[0] is needs and cached[1] is model:
-            return cached[2]
+        if cached is not None and cached.needs is needs and cached.model is model:
+            return cached
         unmet = np.zeros(len(model.nonprofit_ids))
         for nonprofit_id, need in needs.items():
             if (position := positions.get(nonprofit_id)) is not None:
                 unmet[position] = need
-        impact = impact_of(unmet)
+        impact = _Impact(needs, model, impact_of(unmet))
         with self._lock:
-            self._impact = (needs, model, impact)
+            self._impact = impact
         return impact
 
     def _current(self) -> dict[str, float]:
@@ -305,16 +327,15 @@ class MatchService:
         raw = model.scores(donor_id)
         # Exclusions are -inf before normalising, so they neither rank nor stretch the scale.
         supported = {positions[i] for i in context.supported if i in positions}
-        if exclude_supported:
-            raw[list(supported)] = -np.inf
+        excluded = np.fromiter(supported if exclude_supported else (), dtype=np.intp)
         if only is not None and (only.cause_ids is not None or only.region_ids is not None):
             admitted = np.zeros(len(raw), dtype=bool)
             wanted = self._catalog.nonprofit_ids(only)
             admitted[[positions[i] for i in wanted if i in positions]] = True
-            raw[~admitted] = -np.inf
+            excluded = np.union1d(excluded, np.flatnonzero(~admitted))
         impact = self._needs.impact(model, positions)
-        relative = relative_probability(raw)
-        scores = relative if weight == 0 else weigh_impact(relative, impact, weight)
+        multiplier = None if weight == 0 else impact.multiplier(weight)
+        relative, scores = rank_donor(raw, excluded, multiplier)
         page = _page(scores, first, cursor)
 
         by_id = self._shown.of([model.nonprofit_ids[p] for p in page])
@@ -332,7 +353,7 @@ class MatchService:
                     score=float(scores[p]),
                     nonprofit=nonprofit,
                     probability=float(relative[p]),
-                    impact=float(impact[p]),
+                    impact=float(impact.values[p]),
                     reasons=_reasons(context, shown, peers),
                     cursor=encode_match_cursor(float(scores[p]), int(p)),
                 )
