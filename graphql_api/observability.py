@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import random
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -82,6 +82,13 @@ class OperationMetrics(SchemaExtension):
             self._metrics.errors.labels(code).inc()
 
 
+def _new_request_id() -> str:
+    """128 random bits in hex. Not uuid4: its os.urandom releases the GIL, and on a loaded
+    process the event loop then waits for a service thread to hand it back; a request id needs
+    uniqueness, not secrecy (`random` reseeds in forked workers)."""
+    return f"{random.getrandbits(128):032x}"
+
+
 class RequestIdMiddleware:
     """Gives every request an id (the caller's `X-Request-ID` or a new one), echoed back and
     attached to every log line written while serving it; logs one access line per request."""
@@ -94,7 +101,7 @@ class RequestIdMiddleware:
             await self._app(scope, receive, send)
             return
         given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        rid = given if 0 < len(given) <= 128 and given.isprintable() else uuid.uuid4().hex
+        rid = given if 0 < len(given) <= 128 and given.isprintable() else _new_request_id()
         token = request_id.set(rid)
         started, status = time.perf_counter(), 0
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import gc
+import mmap
 import shutil
 from pathlib import Path
 
+import numpy as np
 from conftest import TEST_AUTH, ServedGraph
 from starlette.testclient import TestClient
 
 from donor_match.services.served_model import ServedModel
-from graph_model.artifacts import CURRENT, current_artifact_dir
+from graph_model.artifacts import CURRENT, current_artifact_dir, load_artifact
 from graphql_api.app import create_app
 
 
@@ -47,6 +49,20 @@ def test_a_loaded_model_is_out_of_the_cycle_collectors_sight(
     collected = {id(o) for o in gc.get_objects()}
     assert id(model.donor_ids) not in collected
     assert id(model.nonprofit_ids) not in collected
+
+
+def test_embeddings_are_served_from_a_read_only_mapping_of_their_files(
+    served_graph: ServedGraph,
+) -> None:
+    """The API's worker processes share one copy; plain ndarrays over it, since numpy's memmap
+    subclass runs Python hooks on every row taken and every product."""
+    source = current_artifact_dir(served_graph.app_settings.models_dir)
+    assert source is not None
+    model = load_artifact(source)
+    for embeddings in (model.donor_embeddings, model.nonprofit_embeddings):
+        assert type(embeddings) is np.ndarray
+        assert not embeddings.flags.writeable and not embeddings.flags.owndata
+        assert isinstance(embeddings.base, mmap.mmap | np.memmap)
 
 
 def test_metrics_and_readiness_name_the_served_version(
