@@ -208,7 +208,8 @@ def _mapped(path: Path) -> np.ndarray:
     """A read-only array memory-mapped from `path`: the API's worker processes share one copy
     in memory and in the CPU's caches (every page of matches reads all nonprofit embeddings).
     As a plain ndarray over the mapping rather than numpy's memmap subclass, whose Python-level
-    hooks run on every row taken and every product (2% of a loaded API's CPU)."""
+    hooks run on every row taken and every product (~2% of the samples in a profile of the
+    loaded API)."""
     return np.asarray(np.load(path, mmap_mode="r"))
 
 
