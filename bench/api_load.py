@@ -17,7 +17,8 @@
 3. load: bench/load_matches.mjs in its own Node process: GraphQL at each fixed --rate (an open
    loop: latency percentiles at that offered rate, counted from when each request was due), then
    GraphQL and the bare endpoint each as fast as they answer over --connections (a closed
-   loop: throughput), then the bare endpoint at the same fixed rates.
+   loop: throughput), then the bare endpoint at the same fixed rates. Each phase also records
+   the API processes' CPU per request: on a shared host it tells a slow host from slow code.
 Results go to bench/results/api-load-<donors>.json and stdout. Not a test.
 """
 
@@ -351,6 +352,21 @@ def _wait_ready(base: str, timeout_s: float) -> None:
         time.sleep(1)
 
 
+def api_workers(server: subprocess.Popen[bytes]) -> list[int]:
+    """The uvicorn worker processes of a `--serve` process: its children."""
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def api_cpu_seconds(workers: list[int]) -> float:
+    """User and system CPU seconds the processes have used so far (Linux /proc)."""
+    total = 0
+    for pid in workers:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 # ------------------------------------------------------------------------------------- load
 
 
@@ -497,10 +513,14 @@ def main() -> None:
             ("bare_max", "bare", 0),
             *((f"bare_at_{rate:g}", "bare", rate) for rate in args.rate),
         ]
+        workers = api_workers(api)
         for name, target, rate in phases:
+            spent = api_cpu_seconds(workers)
             runs[name] = _load(
                 base, target, args.donors, args.connections, rate, args.seconds, token
             )
+            spent = api_cpu_seconds(workers) - spent
+            runs[name]["api_cpu_ms_per_request"] = round(spent / runs[name]["requests"] * 1e3, 2)
     finally:
         api.terminate()
         api.wait(timeout=30)

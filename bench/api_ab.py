@@ -1,0 +1,112 @@
+"""Interleaved A/B of API servers: which of two set-ups answers `matches` with the lower tail.
+
+    .venv/bin/python bench/api_ab.py --a workers=2 --b workers=3
+    .venv/bin/python bench/api_ab.py --a workers=3 --b workers=3,ENV_NAME=value
+
+On this shared two-core machine the CPU a request gets drifts by a third within minutes, so two
+benchmark runs minutes apart compare the host as much as the code. Here both servers run at once
+(each `--workers` uvicorn processes of bench/api_load.py's app, on one embedded store prepared
+by `bench/api_load.py --prepare-only`), idle but for the one under load, and fixed-rate GraphQL
+phases alternate between them (A B, B A, ...), so both see the same drift. Reports, per phase and
+as medians: p50 and p99 (bench/load_matches.mjs, open loop) and the API processes' CPU seconds
+per request (from /proc). Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import api_load
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _setup(text: str) -> dict[str, str]:
+    """`workers=3,NAME=value,...` -> its settings (workers defaults to 2)."""
+    settings = {"workers": "2"}
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        settings[name] = value
+    return settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--a", type=_setup, default=_setup(""), help="workers=N,ENV=value,...")
+    parser.add_argument("--b", type=_setup, default=_setup(""), help="workers=N,ENV=value,...")
+    parser.add_argument("--rate", type=float, default=300.0)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--donors", type=int, default=1_000_000)
+    parser.add_argument("--nonprofits", type=int, default=100_000)
+    parser.add_argument("--donations", type=int, default=2_000_000)
+    args = parser.parse_args()
+
+    from donor_match.services.auth import Role, TokenService
+    from donor_match.settings import AuthSettings
+    from graph_store.embedded import EmbeddedFalkorDB
+
+    work = REPO / "var" / "bench" / f"api-{args.donors}-{args.nonprofits}-{args.donations}"
+    if not (work / "ready.json").exists():
+        raise SystemExit(f"{work} is not prepared: run bench/api_load.py first")
+    store = EmbeddedFalkorDB(work / "falkordb", api_load._free_port())
+    store.start(wait_s=600)
+    token = TokenService(AuthSettings(jwt_secret=api_load.SECRET)).issue("bench", Role.ADMIN)
+    blas = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+    try:
+        for name, setup in (("A", args.a), ("B", args.b)):
+            port = api_load._free_port()
+            env = {k: v for k, v in setup.items() if k != "workers"}
+            command = [
+                sys.executable, api_load.__file__, "--serve", "--port", str(port),
+                "--falkordb-port", str(store.port), "--models", str(work / "models"),
+                "--workers", setup["workers"],
+            ]
+            servers[name] = (subprocess.Popen(command, env={**os.environ, **blas, **env}),
+                             f"http://127.0.0.1:{port}")
+        for _, base in servers.values():
+            api_load._wait_ready(base, 600)
+            api_load._load(base, "graphql", args.donors, 8, 0, 8, token)  # warm
+        phases: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
+        for round_ in range(args.rounds):
+            for name in ("A", "B") if round_ % 2 == 0 else ("B", "A"):
+                server, base = servers[name]
+                workers = api_load.api_workers(server)
+                before = api_load.api_cpu_seconds(workers)
+                result = api_load._load(
+                    base, "graphql", args.donors, 32, args.rate, args.seconds, token
+                )
+                spent = api_load.api_cpu_seconds(workers) - before
+                result["api_cpu_ms_per_request"] = round(spent / result["requests"] * 1e3, 2)
+                phases[name].append(result)
+        summary = {
+            name: {
+                "setup": setup,
+                "p99_ms": [r["p99_ms"] for r in phases[name]],
+                "median_p99_ms": statistics.median(r["p99_ms"] for r in phases[name]),
+                "median_p50_ms": statistics.median(r["p50_ms"] for r in phases[name]),
+                "median_api_cpu_ms_per_request": statistics.median(
+                    r["api_cpu_ms_per_request"] for r in phases[name]
+                ),
+            }
+            for name, setup in (("A", args.a), ("B", args.b))
+        }
+        print(json.dumps(summary, indent=2))
+    finally:
+        for server, _ in servers.values():
+            server.terminate()
+        for server, _ in servers.values():
+            server.wait(timeout=30)
+        store.stop()
+
+
+if __name__ == "__main__":
+    main()
