@@ -16,16 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import api_load
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _setup(text: str) -> dict[str, str]:
@@ -53,25 +48,17 @@ def main() -> None:
     from donor_match.settings import AuthSettings
     from graph_store.embedded import EmbeddedFalkorDB
 
-    work = REPO / "var" / "bench" / f"api-{args.donors}-{args.nonprofits}-{args.donations}"
+    work = api_load.default_workdir(args.donors, args.nonprofits, args.donations)
     if not (work / "ready.json").exists():
         raise SystemExit(f"{work} is not prepared: run bench/api_load.py first")
     store = EmbeddedFalkorDB(work / "falkordb", api_load._free_port())
     store.start(wait_s=600)
     token = TokenService(AuthSettings(jwt_secret=api_load.SECRET)).issue("bench", Role.ADMIN)
-    blas = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
     try:
         for name, setup in (("A", args.a), ("B", args.b)):
-            port = api_load._free_port()
             env = {k: v for k, v in setup.items() if k != "workers"}
-            command = [
-                sys.executable, api_load.__file__, "--serve", "--port", str(port),
-                "--falkordb-port", str(store.port), "--models", str(work / "models"),
-                "--workers", setup["workers"],
-            ]
-            servers[name] = (subprocess.Popen(command, env={**os.environ, **blas, **env}),
-                             f"http://127.0.0.1:{port}")
+            servers[name] = api_load.start_api(work, store.port, int(setup["workers"]), env)
         for _, base in servers.values():
             api_load._wait_ready(base, 600)
             api_load._load(base, "graphql", args.donors, 8, 0, 8, token)  # warm

@@ -352,10 +352,33 @@ def _wait_ready(base: str, timeout_s: float) -> None:
         time.sleep(1)
 
 
+def default_workdir(donors: int, nonprofits: int, donations: int) -> Path:
+    return REPO / "var" / "bench" / f"api-{donors}-{nonprofits}-{donations}"
+
+
+def start_api(
+    work: Path, store_port: int, workers: int, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`serve` in a subprocess with `workers` uvicorn processes (and `env` added to theirs);
+    returns it and its base URL."""
+    port = _free_port()
+    # One BLAS thread per process: the matches' matrix-vector product is small, and on a busy
+    # machine threads fighting for cores cost more than they save.
+    blas = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    command = [
+        sys.executable, __file__, "--serve", "--port", str(port),
+        "--falkordb-port", str(store_port), "--models", str(work / "models"),
+        "--workers", str(workers),
+    ]
+    server = subprocess.Popen(command, env={**os.environ, **blas, **(env or {})})
+    return server, f"http://127.0.0.1:{port}"
+
+
 def api_workers(server: subprocess.Popen[bytes]) -> list[int]:
-    """The uvicorn worker processes of a `--serve` process: its children."""
+    """The processes serving requests for a `--serve` process: its uvicorn workers, or itself
+    when it runs one (uvicorn serves in process then)."""
     children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
-    return [int(pid) for pid in children]
+    return [int(pid) for pid in children] or [server.pid]
 
 
 def api_cpu_seconds(workers: list[int]) -> float:
@@ -460,9 +483,7 @@ def main() -> None:
     from donor_match.settings import AuthSettings
     from graph_store.embedded import EmbeddedFalkorDB
 
-    work = args.workdir or REPO / "var" / "bench" / (
-        f"api-{args.donors}-{args.nonprofits}-{args.donations}"
-    )
+    work = args.workdir or default_workdir(args.donors, args.nonprofits, args.donations)
     prepared = prepare(work, args)
     if args.prepare_only:
         return
@@ -479,27 +500,7 @@ def main() -> None:
         _compact(server.port)
         (work / "ready.json").write_text(json.dumps(prepared, indent=2) + "\n")
     store.close()
-    port = _free_port()
-    # One BLAS thread per process: the matches' matrix-vector product is small, and on a busy
-    # machine threads fighting for cores cost more than they save.
-    blas = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    api = subprocess.Popen(
-        [
-            sys.executable,
-            __file__,
-            "--serve",
-            "--port",
-            str(port),
-            "--falkordb-port",
-            str(server.port),
-            "--models",
-            str(work / "models"),
-            "--workers",
-            str(args.workers),
-        ],
-        env={**os.environ, **blas},
-    )
-    base = f"http://127.0.0.1:{port}"
+    api, base = start_api(work, server.port, args.workers)
     token = TokenService(AuthSettings(jwt_secret=SECRET)).issue("bench", Role.ADMIN)
     try:
         _wait_ready(base, 600)
