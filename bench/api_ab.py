@@ -5,11 +5,11 @@
 
 On this shared two-core machine the CPU a request gets drifts by a third within minutes, so two
 benchmark runs minutes apart compare the host as much as the code. Here both servers run at once
-(each `--workers` uvicorn processes of bench/api_load.py's app, on one embedded store prepared
-by `bench/api_load.py --prepare-only`), idle but for the one under load, and fixed-rate GraphQL
-phases alternate between them (A B, B A, ...), so both see the same drift. Reports, per phase and
-as medians: p50 and p99 (bench/load_matches.mjs, open loop) and the API processes' CPU seconds
-per request (from /proc). Not a test.
+(each `--workers` uvicorn processes of bench/api_load.py's app, on the embedded store that a run
+of bench/api_load.py prepared, funding needs stated), idle but for the one under load, and
+fixed-rate GraphQL phases alternate between them (A B, B A, ...), so both see the same drift.
+Reports, per phase and as medians: p50 and p99 (bench/load_matches.mjs, open loop) and the API
+processes' CPU seconds per request (from /proc). Not a test.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ def main() -> None:
     from graph_store.embedded import EmbeddedFalkorDB
 
     work = api_load.default_workdir(args.donors, args.nonprofits, args.donations)
-    if not (work / "ready.json").exists():
-        raise SystemExit(f"{work} is not prepared: run bench/api_load.py first")
+    ready = work / "ready.json"
+    if not ready.exists() or "funding_needs" not in json.loads(ready.read_text()):
+        raise SystemExit(f"{work} is not prepared: run bench/api_load.py once first")
     store = EmbeddedFalkorDB(work / "falkordb", api_load._free_port())
     store.start(wait_s=600)
     token = TokenService(AuthSettings(jwt_secret=api_load.SECRET)).issue("bench", Role.ADMIN)
