@@ -24,7 +24,9 @@ store_app = typer.Typer(help="The graph store (embedded FalkorDB or Neo4j).", no
 etl_app = typer.Typer(help="Data into the graph, snapshots out of it.", no_args_is_help=True)
 app.add_typer(store_app, name="store")
 app.add_typer(etl_app, name="etl")
-console = Console(stderr=True)
+# Messages are not wrapped at the terminal's width: a path or id broken across lines cannot be
+# copied back.
+console = Console(stderr=True, soft_wrap=True)
 
 SAMPLE_QUERY = """query {{
   matches(donorId: "{donor_id}", first: 5) {{
