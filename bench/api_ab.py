@@ -68,13 +68,11 @@ def main() -> None:
             for name in ("A", "B") if round_ % 2 == 0 else ("B", "A"):
                 server, base = servers[name]
                 workers = api_load.api_workers(server)
-                before = api_load.api_cpu_seconds(workers)
-                result = api_load._load(
-                    base, "graphql", args.donors, 32, args.rate, args.seconds, token
+                phases[name].append(
+                    api_load._load(
+                        base, "graphql", args.donors, 32, args.rate, args.seconds, token, workers
+                    )
                 )
-                spent = api_load.api_cpu_seconds(workers) - before
-                result["api_cpu_ms_per_request"] = round(spent / result["requests"] * 1e3, 2)
-                phases[name].append(result)
         summary = {
             name: {
                 "setup": setup,

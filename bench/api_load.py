@@ -18,7 +18,7 @@
    loop: latency percentiles at that offered rate, counted from when each request was due), then
    GraphQL and the bare endpoint each as fast as they answer over --connections (a closed
    loop: throughput), then the bare endpoint at the same fixed rates. Each phase also records
-   the API processes' CPU per request: on a shared host it tells a slow host from slow code.
+   the API processes' CPU per request.
 Results go to bench/results/api-load-<donors>.json and stdout. Not a test.
 """
 
@@ -401,8 +401,11 @@ def _load(
     rate: float,
     seconds: int,
     token: str,
+    workers: list[int] | None = None,
 ) -> dict[str, Any]:
-    """One run of bench/load_matches.mjs in its own Node process (rate 0: as fast as answered)."""
+    """One run of bench/load_matches.mjs in its own Node process (rate 0: as fast as answered);
+    with the API's `workers`, also the CPU they spent per request (on a shared host it tells a
+    slow host from slow code)."""
     config = {
         "url": base,
         "target": target,
@@ -416,6 +419,7 @@ def _load(
         f"load: {target}, {connections} connections, "
         f"{'as fast as answered' if rate == 0 else f'{rate:.0f} req/s'}, {seconds} s"
     )
+    spent = api_cpu_seconds(workers or [])
     done = subprocess.run(
         ["node", str(REPO / "bench" / "load_matches.mjs"), json.dumps(config)],
         cwd=REPO,
@@ -431,6 +435,9 @@ def _load(
         "seconds": seconds,
         **measured,
     }
+    if workers:
+        spent = api_cpu_seconds(workers) - spent
+        result["api_cpu_ms_per_request"] = round(spent / result["requests"] * 1e3, 2)
     _log(json.dumps(result))
     return result
 
@@ -516,12 +523,9 @@ def main() -> None:
         ]
         workers = api_workers(api)
         for name, target, rate in phases:
-            spent = api_cpu_seconds(workers)
             runs[name] = _load(
-                base, target, args.donors, args.connections, rate, args.seconds, token
+                base, target, args.donors, args.connections, rate, args.seconds, token, workers
             )
-            spent = api_cpu_seconds(workers) - spent
-            runs[name]["api_cpu_ms_per_request"] = round(spent / runs[name]["requests"] * 1e3, 2)
     finally:
         api.terminate()
         api.wait(timeout=30)
