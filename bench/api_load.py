@@ -362,15 +362,12 @@ def start_api(
     """`serve` in a subprocess with `workers` uvicorn processes (and `env` added to theirs);
     returns it and its base URL."""
     port = _free_port()
-    # One BLAS thread per process: the matches' matrix-vector product is small, and on a busy
-    # machine threads fighting for cores cost more than they save.
-    blas = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     command = [
         sys.executable, __file__, "--serve", "--port", str(port),
         "--falkordb-port", str(store_port), "--models", str(work / "models"),
         "--workers", str(workers),
     ]
-    server = subprocess.Popen(command, env={**os.environ, **blas, **(env or {})})
+    server = subprocess.Popen(command, env={**os.environ, **(env or {})})
     return server, f"http://127.0.0.1:{port}"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import mmap
 import shutil
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from conftest import TEST_AUTH, ServedGraph
 from starlette.testclient import TestClient
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from donor_match.services.served_model import ServedModel
 from graph_model.artifacts import CURRENT, current_artifact_dir, load_artifact
@@ -77,3 +79,20 @@ def test_metrics_and_readiness_name_the_served_version(
     with TestClient(create_app(settings, served_graph.store_settings, TEST_AUTH)) as client:
         assert client.get("/readyz").json()["model_version"] == "v1"
         assert 'donor_match_model_info{version="v1"} 1.0' in client.get("/metrics").text
+
+
+def test_a_serving_process_runs_blas_on_one_thread(served_graph: ServedGraph) -> None:
+    """A page's product is small and the API's parallelism is its processes; OpenBLAS's other
+    threads would spin between requests, costing a core's worth of CPU per process."""
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    async def serve() -> None:  # the lifespan on the main thread's event loop, as in uvicorn
+        async with app.router.lifespan_context(app):
+            assert blas_threads() == {1}
+
+    app = create_app(served_graph.app_settings, served_graph.store_settings, TEST_AUTH)
+    with threadpool_limits(limits=2, user_api="blas"):
+        asyncio.run(serve())
+        assert blas_threads() == {2}  # given back when the app stops
