@@ -80,11 +80,9 @@ def _scores(
     trained = fit(snapshot, split, config.train, progress, out_dir / "tensorboard")
     gnn_seconds = time.monotonic() - started
     num_donors, num_nonprofits = len(snapshot.donor_ids), len(snapshot.nonprofit_ids)
-    popularity = np.bincount(split.train.nonprofit, minlength=num_nonprofits)
     started = time.monotonic()
-    pairs = np.stack([split.train_pairs.donor, split.train_pairs.nonprofit], axis=1)
     mf = bpr_mf(
-        pairs,
+        split.train_pairs.stacked(),
         num_donors,
         num_nonprofits,
         dim=config.mf_dim,
@@ -95,7 +93,7 @@ def _scores(
     scores = {
         "gnn": trained.donor_embeddings @ trained.nonprofit_embeddings.T,
         "bpr_mf": mf.scores(),
-        "popularity": popularity_scores(popularity, num_donors),
+        "popularity": popularity_scores(split.popularity(num_nonprofits), num_donors),
     }
     info = {
         "history": trained.history.to_json(),
@@ -188,8 +186,8 @@ def run_evaluation(
         seed=config.train.seed,
     )
     scores, info = _scores(snapshot, split, config, progress, out_dir)
-    popularity = np.bincount(split.train.nonprofit, minlength=num_nonprofits)
-    exclude = np.stack([split.train_pairs.donor, split.train_pairs.nonprofit], axis=1)
+    popularity = split.popularity(num_nonprofits)
+    exclude = split.train_pairs.stacked()
     slices = {
         "warm": split.test_pairs,
         "cold_donors": split.cold_donor_pairs,

@@ -19,6 +19,10 @@ class TrainPairs:
     def __len__(self) -> int:
         return len(self.donor)
 
+    def stacked(self) -> np.ndarray:
+        """The pairs as (pairs, 2) donor, nonprofit: what evaluations exclude from rankings."""
+        return np.stack([self.donor, self.nonprofit], axis=1)
+
 
 def _no_pairs() -> np.ndarray:
     return np.zeros((0, 2), dtype=np.int64)
@@ -40,6 +44,11 @@ class Split:
     cold_nonprofit_pairs: np.ndarray = field(default_factory=_no_pairs)
     held_out_donors: np.ndarray = field(default_factory=_no_nodes)
     held_out_nonprofits: np.ndarray = field(default_factory=_no_nodes)
+
+    def popularity(self, num_nonprofits: int) -> np.ndarray:
+        """Training donations per nonprofit: the popularity baseline's scores, and the strata
+        evaluations report recall by."""
+        return np.bincount(self.train.nonprofit, minlength=num_nonprofits)
 
 
 def _pair_keys(donor: np.ndarray, nonprofit: np.ndarray, num_nonprofits: int) -> np.ndarray:

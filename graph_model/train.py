@@ -100,6 +100,7 @@ class Trained:
     history: History
     final_loss: float
     distribution: dict[str, Any]  # the strategy's class name and its number of replicas
+    evaluation: dict[str, float]  # the holdout metrics of these embeddings (the last step's)
 
 
 def _embed(model: tf_keras.Model, graph: tfgnn.GraphTensor) -> tuple[np.ndarray, np.ndarray]:
@@ -170,8 +171,8 @@ def fit(
     chief = _is_chief(strategy)
     writer = tf.summary.create_file_writer(str(log_dir)) if log_dir and chief else None
     history = History()
-    popularity = np.bincount(split.train.nonprofit, minlength=num_nonprofits)
-    seen = np.stack([pairs.donor, pairs.nonprofit], axis=1)
+    popularity = split.popularity(num_nonprofits)
+    seen = pairs.stacked()
     rng = np.random.default_rng(config.seed)
     loss = float("nan")
     for i in range(1, config.steps + 1):
@@ -207,10 +208,9 @@ def fit(
             progress(i, config.steps, loss)
     if writer is not None:
         writer.close()
-    # Served embeddings see every training donation as an edge.
-    donors, nonprofits = _embed(model, graph)
+    # The last step was evaluated: its embeddings (every training donation an edge) are served.
     distribution = {"strategy": type(strategy).__name__, "replicas": replicas}
-    return Trained(model, graph, donors, nonprofits, history, loss, distribution)
+    return Trained(model, graph, donors, nonprofits, history, loss, distribution, result)
 
 
 def _save_model(
@@ -260,17 +260,12 @@ def train(
     log_dir = Path(tempfile.mkdtemp(prefix=".training-", dir=artifacts_root))
     try:
         trained = fit(snapshot, split, config, progress, log_dir)
-        popularity = np.bincount(split.train.nonprofit, minlength=num_nonprofits)
-        seen = np.stack([split.train_pairs.donor, split.train_pairs.nonprofit], axis=1)
-        model_metrics = evaluate_scores(
-            trained.donor_embeddings @ trained.nonprofit_embeddings.T,
-            split.test_pairs,
-            seen,
-            k=config.k,
-            popularity=popularity,
-        ).summary()
+        model_metrics = trained.evaluation
         popularity_metrics = evaluate_scores(
-            popularity_scores(popularity, num_donors), split.test_pairs, seen, k=config.k
+            popularity_scores(split.popularity(num_nonprofits), num_donors),
+            split.test_pairs,
+            split.train_pairs.stacked(),
+            k=config.k,
         ).summary()
         metrics = {
             "k": config.k,
