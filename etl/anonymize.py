@@ -19,8 +19,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -193,7 +193,8 @@ def anonymize(source: GraphStore, analyst: GraphStore, secret: str, k: int = 5,
         ]})
 
     hidden = {ids[i] for i in suppressed}
-    slack: Counter[str] = Counter()  # per nonprofit: how far rounding may move its total
+    # Per nonprofit: how far rounding may move its total.
+    slack: defaultdict[str, float] = defaultdict(float)
     for start in range(0, len(ids), PAGE):
         page = ids[start:start + PAGE]
         gifts = source.read(statement("anonymize/source_donations"), {"donor_ids": page})
@@ -291,7 +292,7 @@ def aggregates(store: GraphStore) -> dict[str, dict[str, tuple[int, float]]]:
 
 
 def _compare_aggregates(
-    source: GraphStore, analyst: GraphStore, slack: Counter[str],
+    source: GraphStore, analyst: GraphStore, slack: Mapping[str, float],
     copied: dict[str, list[dict[str, Any]]],
 ) -> tuple[float, float]:
     """Check that donations per cause and per region agree: counts exactly, amounts within the
@@ -307,7 +308,7 @@ def _compare_aggregates(
     for kind, groups in src.items():
         for name, (count, amount) in groups.items():
             got_count, got_amount = out[kind].get(name, (0, 0.0))
-            bound = sum(slack[n] for n in members[kind].get(name, ())) + 1e-6
+            bound = sum(slack.get(n, 0.0) for n in members[kind].get(name, ())) + 1e-6
             difference = abs(got_amount - amount)
             if got_count != count or difference > bound:
                 raise AnonymizeError(

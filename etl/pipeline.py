@@ -132,7 +132,7 @@ _DONE = object()
 
 def load_identity(source: Source, root: Path | None, mapping: Path | None) -> tuple[str, dict]:
     """The load id and the manifest's description of the inputs."""
-    inputs = []
+    inputs: list[dict[str, Any]] = []
     for path in source.inputs():
         name = str(path.relative_to(root)) if root and root.is_dir() else path.name
         inputs.append({"path": str(path.resolve()), "name": name, "sha256": mf.sha256_file(path),
@@ -357,16 +357,15 @@ def _write_item(
         stats.skipped_batches += 1
         report.resumed_batches += 1
         return
-    rows = checked.rows
     try:
-        result = write_batch(store, entity, rows, report.load_id)
+        result = write_batch(store, entity, checked.rows, report.load_id)
     except StoreError as exc:
         if entity != "donations":
             raise
-        rows = _drop_conflicting_donations(store, checked, stats, rejects)
-        if rows is None:
+        kept = _drop_conflicting_donations(store, checked, stats, rejects)
+        if kept is None:
             raise exc from None
-        result = write_batch(store, entity, rows, report.load_id)
+        result = write_batch(store, entity, kept, report.load_id)
     stats.written += result.written
     stats.changed += result.changed
     stats.unmatched += result.rows - result.written

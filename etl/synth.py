@@ -6,6 +6,7 @@ nonprofits differ in popularity. A model that learns the structure beats popular
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,7 +77,7 @@ def generate(config: SynthConfig) -> Tables:
     order = rng.permutation(n)  # time order independent of donor order
     donor_idx, np_idx = donor_idx[order], np_idx[order]
 
-    def table(name: str, columns: dict[str, object]) -> pa.Table:
+    def table(name: str, columns: Mapping[str, object]) -> pa.Table:
         return pa.table(columns, schema=TABLE_SCHEMAS[name])
 
     return {

@@ -52,7 +52,7 @@ def history_series(history: Any) -> list[tuple[str, float, int]]:
     def records(items: Sequence[Any], prefix: str) -> None:
         for index, item in enumerate(items, start=1):
             if isinstance(item, dict):
-                step = int(item.get("step", item.get("epoch", index)))
+                step = int(item["step"] if "step" in item else item.get("epoch", index))
                 for name, value in _numbers(
                     {k: v for k, v in item.items() if k not in {"step", "epoch"}}, prefix
                 ).items():

@@ -332,7 +332,8 @@ def plain_reader(field_def: GraphQLField) -> Callable[[Any], Any] | None:
     resolve = field_def.resolve
     read: Callable[[Any], Any] | None = None
     if (
-        getattr(resolve, "_is_default", False)
+        resolve is not None
+        and getattr(resolve, "_is_default", False)
         and getattr(resolve, "__name__", "") == "_get_basic_result"
         and not field_def.args
     ):

@@ -7,6 +7,7 @@ from typing import Any
 
 from graphql import (
     FieldNode,
+    FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
     InlineFragmentNode,
@@ -39,7 +40,7 @@ def cost_rule(max_cost: int, page_size: int) -> type[ValidationRule]:
             self._fragments = {
                 d.name.value: d.selection_set
                 for d in context.document.definitions
-                if d.kind == "fragment_definition"
+                if isinstance(d, FragmentDefinitionNode)
             }
 
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:

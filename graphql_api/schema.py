@@ -101,7 +101,7 @@ class Query:
             services(info).analytics.query, principal(info), cypher, params
         )
         return AnalyticsResult(
-            columns=result.columns, rows=result.rows, truncated=result.truncated
+            columns=result.columns, rows=[JSON(r) for r in result.rows], truncated=result.truncated
         )
 
     @strawberry.field(

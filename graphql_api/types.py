@@ -319,7 +319,9 @@ class InitiativeInput:
         )
 
 
-FeedbackAction = strawberry.enum(matching.FeedbackAction)
+# The service's enum, registered as a GraphQL enum in place, and named here for the schema.
+strawberry.enum(matching.FeedbackAction)
+FeedbackAction = matching.FeedbackAction
 
 
 @strawberry.type

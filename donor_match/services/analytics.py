@@ -63,19 +63,22 @@ class AnalyticsService:
         self._row_cap = row_cap
 
     def query(
-        self, principal: Principal | None, cypher: str, params: Mapping[str, Any] | None
+        self, principal: Principal | None, cypher: str, params: object | None
     ) -> AnalyticsResult:
+        """`params` is what the caller sent (any JSON value); it must be an object."""
         require_principal(principal).require(Role.ANALYST, Role.ADMIN)
         if not cypher.strip() or len(cypher) > MAX_QUERY_CHARS:
             raise InvalidInputError(f"cypher must be 1 to {MAX_QUERY_CHARS} characters")
-        if params is not None and not isinstance(params, Mapping):
+        if params is None:
+            params = {}
+        elif not isinstance(params, Mapping):
             raise InvalidInputError("params must be an object of parameter values")
-        if bad := sorted(k for k in params or {} if not _PARAM_NAME.fullmatch(str(k))):
+        if bad := sorted(k for k in params if not _PARAM_NAME.fullmatch(str(k))):
             raise InvalidInputError(f"params: {bad!r} are not valid parameter names")
         if reason := refusal(cypher):
             raise AnalyticsForbiddenError(reason)
         try:
-            rows = self._store.read(Statement("analytics", cypher), params or {})
+            rows = self._store.read(Statement("analytics", cypher), params)
         except StoreUnavailableError:
             raise
         except StoreError as exc:

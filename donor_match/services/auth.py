@@ -109,7 +109,7 @@ class TokenService:
         except jwt.PyJWTError as exc:
             raise UnauthenticatedError(f"invalid token: {exc}") from exc
         try:
-            role = Role(claims.get("role"))
+            role = Role(claims.get("role", ""))
         except ValueError as exc:
             unknown = claims.get("role")
             raise UnauthenticatedError(f"invalid token: unknown role {unknown!r}") from exc

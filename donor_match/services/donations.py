@@ -51,11 +51,12 @@ class DonationService:
         donation_id = check_id("id", donation_id) if donation_id is not None else (
             f"donation-{uuid.uuid4()}"
         )
+        amount = round(float(amount), 2)
         params = {
             "id": donation_id,
             "donor_id": donor_id,
             "nonprofit_id": nonprofit_id,
-            "amount": round(float(amount), 2),
+            "amount": amount,
             "ts": ts,
             "now": int(time.time()),
             "load_id": API_WRITER,
@@ -73,7 +74,7 @@ class DonationService:
             self._catalog.donor(donor_id)
             self._catalog.nonprofit(nonprofit_id)
         donation = Donation(
-            donation_id, donor_id, nonprofit_id, params["amount"], int(rows[0]["ts"])
+            donation_id, donor_id, nonprofit_id, amount, int(rows[0]["ts"])
         )
         self._events.publish(donation_topic(nonprofit_id), asdict(donation))
         self._events.publish(matches_topic(donor_id), {"donor_id": donor_id})

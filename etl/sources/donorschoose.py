@@ -135,9 +135,9 @@ class DonorsChooseSource:
             if full := out.add(line, {"id": category_id(name), "name": name}):
                 yield full
         for name, (line, parent) in subcategories.items():
-            row = {"id": subcategory_id(name), "name": name,
-                   "parent_id": category_id(parent) if parent else None}
-            if full := out.add(line, row):
+            cause = {"id": subcategory_id(name), "name": name,
+                     "parent_id": category_id(parent) if parent else None}
+            if full := out.add(line, cause):
                 yield full
         yield from out.rest()
 

@@ -134,10 +134,12 @@ def run_benchmark(
         total = 0.0
         for fold in folds:
             model.set_spectrum(fold.spectrum)
+
+            def scores(batch: np.ndarray, fold: _Fold = fold) -> np.ndarray:
+                return model.scores(*_batch_signals(fold.signals, batch, config.chunk_size)).numpy()
+
             metrics = evaluate_ranking(
-                lambda batch, fold=fold: model.scores(
-                    *_batch_signals(fold.signals, batch, config.chunk_size)
-                ).numpy(),
+                scores,
                 fold.train,
                 fold.hidden,
                 config.k,
