@@ -7,6 +7,7 @@ from typing import Any, LiteralString, TypeVar, cast
 
 import neo4j
 import neo4j.exceptions
+import neo4j.graph
 
 from graph_store.cypher import Statement, script
 from graph_store.errors import StoreError, StoreUnavailableError
@@ -66,7 +67,10 @@ class Neo4jStore:
         # The timeout goes on the transaction function: tx.run refuses neo4j.Query objects.
         @neo4j.unit_of_work(timeout=self._timeout_s)
         def run(tx: neo4j.ManagedTransaction) -> list[Row]:
-            return [record.data() for record in tx.run(text, dict(params or {}))]
+            return [
+                {key: _plain(value) for key, value in record.items()}
+                for record in tx.run(text, dict(params or {}))
+            ]
 
         return run
 
@@ -86,3 +90,17 @@ class Neo4jStore:
             raise StoreError(f"{exc.code}: {exc.message}") from exc
         except neo4j.exceptions.DriverError as exc:
             raise StoreError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _plain(value: Any) -> Any:
+    """Nodes and relationships as the FalkorDB adapter gives them (`record.data()` would keep only
+    their properties), so an analyst's `RETURN n` reads alike on either store."""
+    if isinstance(value, neo4j.graph.Node):
+        return {"labels": sorted(value.labels), "properties": _plain(dict(value))}
+    if isinstance(value, neo4j.graph.Relationship):
+        return {"type": value.type, "properties": _plain(dict(value))}
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value

@@ -21,7 +21,9 @@ class GraphStore(Protocol):
     def uri(self) -> str: ...
 
     def read(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
-        """Run a read-only statement and return its rows as dicts keyed by column."""
+        """Run a read-only statement and return its rows as dicts keyed by column. A node value
+        is `{"labels": [...], "properties": {...}}`, a relationship `{"type": ..., "properties":
+        {...}}`, on every backend."""
         ...
 
     def write(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:

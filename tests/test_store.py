@@ -15,6 +15,7 @@ import pytest
 
 from graph_store import (
     GraphStore,
+    Statement,
     StoreError,
     StoreSettings,
     StoreUnavailableError,
@@ -145,3 +146,22 @@ def test_reading_a_graph_nothing_has_written_yet_is_empty(store_settings: StoreS
     fresh = open_store(store_settings.model_copy(update={"graph_name": unwritten}))
     assert fresh.read(statement("api/causes")) == []
     fresh.close()
+
+
+def test_nodes_and_relationships_read_alike_on_every_backend(contract_store: GraphStore) -> None:
+    """What an analyst's `RETURN n` shows must not depend on the store behind the API."""
+    suffix = uuid.uuid4().hex
+    merge(contract_store, "regions", [{"id": f"r-{suffix}", "name": "North"}])
+    merge(
+        contract_store, "donors", [{"id": f"d-{suffix}", "name": "Ada", "region_id": f"r-{suffix}"}]
+    )
+    rows = contract_store.read(
+        Statement("contract", "MATCH (d:Donor {id: $id})-[l:LIVES_IN]->(r:Region) RETURN d, l"),
+        {"id": f"d-{suffix}"},
+    )
+    assert len(rows) == 1
+    donor, lives_in = rows[0]["d"], rows[0]["l"]
+    assert donor["labels"] == ["Donor"]
+    assert {"id": f"d-{suffix}", "name": "Ada"}.items() <= donor["properties"].items()
+    assert lives_in["type"] == "LIVES_IN"
+    assert isinstance(lives_in["properties"], dict)
