@@ -1,7 +1,12 @@
 """Store access for donor-match: one port, a Neo4j adapter and an embedded FalkorDB adapter."""
 
 from graph_store.cypher import Statement, statement
-from graph_store.errors import InvalidParameterError, StoreError, StoreUnavailableError
+from graph_store.errors import (
+    InvalidParameterError,
+    StoreError,
+    StoreForbiddenError,
+    StoreUnavailableError,
+)
 from graph_store.factory import open_store
 from graph_store.port import GraphStore, Row
 from graph_store.settings import StoreSettings
@@ -12,6 +17,7 @@ __all__ = [
     "Row",
     "Statement",
     "StoreError",
+    "StoreForbiddenError",
     "StoreSettings",
     "StoreUnavailableError",
     "open_store",

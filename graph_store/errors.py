@@ -15,5 +15,10 @@ class StoreUnavailableError(StoreError):
         self.hint = hint
 
 
+class StoreForbiddenError(StoreError):
+    """The store refused a statement its path does not allow: a write on a read-only path, or what
+    the user's privileges do not cover."""
+
+
 class InvalidParameterError(StoreError):
     """A parameter value the store cannot take (the caller's input, not the store, is wrong)."""

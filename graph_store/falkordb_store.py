@@ -10,10 +10,16 @@ import redis.exceptions
 from falkordb import Edge, FalkorDB, Graph, Node
 
 from graph_store.cypher import Statement, script
-from graph_store.errors import InvalidParameterError, StoreError, StoreUnavailableError
+from graph_store.errors import (
+    InvalidParameterError,
+    StoreError,
+    StoreForbiddenError,
+    StoreUnavailableError,
+)
 from graph_store.port import Row
 
 MISSING_GRAPH = "empty key"
+READ_ONLY = "to be executed only on read-only queries"  # a write sent through GRAPH.RO_QUERY
 START_HINT = "Start the embedded store with `donor-match store start` (or `make demo`)."
 
 # Neo4j 5 DDL from neo4j/schema.cypher, translated to FalkorDB's index/constraint commands.
@@ -152,7 +158,8 @@ class FalkorDBStore:
             raise StoreUnavailableError(self._uri, _first_line(exc), START_HINT) from exc
         except redis.exceptions.ResponseError as exc:
             where = statement.name if statement else "schema"
-            raise StoreError(f"{where} failed on {self._uri}: {_first_line(exc)}") from exc
+            refused = StoreForbiddenError if READ_ONLY in str(exc) else StoreError
+            raise refused(f"{where} failed on {self._uri}: {_first_line(exc)}") from exc
 
 
 def _plain(value: Any) -> Any:

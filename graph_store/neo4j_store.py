@@ -10,11 +10,14 @@ import neo4j.exceptions
 import neo4j.graph
 
 from graph_store.cypher import Statement, script
-from graph_store.errors import StoreError, StoreUnavailableError
+from graph_store.errors import StoreError, StoreForbiddenError, StoreUnavailableError
 from graph_store.port import Row
 
 T = TypeVar("T")
 CHECK_HINT = "Check NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD and that Neo4j is running."
+# A write in a READ session, or beyond the user's privileges (the analyst's reader role).
+REFUSALS = (neo4j.exceptions.Forbidden, neo4j.exceptions.ForbiddenOnReadOnlyDatabase)
+ACCESS_MODE = "Neo.ClientError.Statement.AccessMode"
 
 
 class Neo4jStore:
@@ -87,7 +90,10 @@ class Neo4jStore:
         except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.AuthError) as exc:
             raise StoreUnavailableError(self.uri, type(exc).__name__, CHECK_HINT) from exc
         except neo4j.exceptions.Neo4jError as exc:
-            raise StoreError(f"{exc.code}: {exc.message}") from exc
+            refused = isinstance(exc, REFUSALS) or exc.code == ACCESS_MODE
+            raise (StoreForbiddenError if refused else StoreError)(
+                f"{exc.code}: {exc.message}"
+            ) from exc
         except neo4j.exceptions.DriverError as exc:
             raise StoreError(f"{type(exc).__name__}: {exc}") from exc
 

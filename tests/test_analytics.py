@@ -9,11 +9,12 @@ import pytest
 from conftest import TEST_AUTH, ServedGraph, error_codes
 from starlette.testclient import TestClient
 
+from donor_match.services import analytics
 from donor_match.services.analytics import refusal
 from donor_match.services.auth import Role
 from etl.loader import load_tables
 from etl.synth import SynthConfig, generate
-from graph_store import Statement, StoreError, open_store
+from graph_store import Statement, StoreForbiddenError, open_store
 from graphql_api.app import create_app
 
 ANALYST_GRAPH = SynthConfig(donors=40, nonprofits=8, causes=4, regions=3, donations=200, seed=9)
@@ -93,10 +94,18 @@ def test_the_store_refuses_writes_on_the_analyst_path_too(served_graph: ServedGr
     # The second fence: even a write the service missed fails on the read-only path.
     store = open_store(served_graph.store_settings, analyst=True)
     try:
-        with pytest.raises(StoreError):
+        with pytest.raises(StoreForbiddenError):
             store.read(Statement("probe", "CREATE (n:Probe) RETURN n"))
     finally:
         store.close()
+
+
+def test_a_write_the_service_missed_is_still_forbidden(
+    client: TestClient, served_graph: ServedGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analytics, "refusal", lambda _: None)  # the first fence down
+    answer = run(client, served_graph, "CREATE (n:Probe) RETURN n")
+    assert error_codes(answer) == ["FORBIDDEN"]
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from graph_store import (
     GraphStore,
     Statement,
     StoreError,
+    StoreForbiddenError,
     StoreSettings,
     StoreUnavailableError,
     open_store,
@@ -165,3 +166,10 @@ def test_nodes_and_relationships_read_alike_on_every_backend(contract_store: Gra
     assert {"id": f"d-{suffix}", "name": "Ada"}.items() <= donor["properties"].items()
     assert lives_in["type"] == "LIVES_IN"
     assert isinstance(lives_in["properties"], dict)
+
+
+def test_a_write_through_the_read_path_is_refused_as_forbidden(
+    contract_store: GraphStore,
+) -> None:
+    with pytest.raises(StoreForbiddenError):
+        contract_store.read(Statement("contract", "CREATE (p:Probe) RETURN p"))

@@ -14,7 +14,13 @@ from typing import Any
 
 from donor_match.errors import InvalidInputError
 from donor_match.services.auth import ForbiddenError, Principal, Role, require_principal
-from graph_store import GraphStore, Statement, StoreError, StoreUnavailableError
+from graph_store import (
+    GraphStore,
+    Statement,
+    StoreError,
+    StoreForbiddenError,
+    StoreUnavailableError,
+)
 
 MAX_QUERY_CHARS = 10_000
 # Clauses that write, change schema or data sources, switch databases or administer the server.
@@ -81,9 +87,9 @@ class AnalyticsService:
             rows = self._store.read(Statement("analytics", cypher), params)
         except StoreUnavailableError:
             raise
+        except StoreForbiddenError as exc:  # a write the check above missed, refused by the store
+            raise AnalyticsForbiddenError("read-only queries only") from exc
         except StoreError as exc:
-            if "read-only" in str(exc).lower() or "Write" in str(exc):
-                raise AnalyticsForbiddenError("read-only queries only") from exc
             raise InvalidInputError(f"query failed: {_reason(exc)}") from exc
         columns = list(rows[0]) if rows else []
         return AnalyticsResult(
