@@ -7,7 +7,7 @@ from graph_store.errors import (
     StoreForbiddenError,
     StoreUnavailableError,
 )
-from graph_store.factory import open_store
+from graph_store.factory import open_analytics_store, open_store
 from graph_store.port import GraphStore, Row
 from graph_store.settings import StoreSettings
 
@@ -20,6 +20,7 @@ __all__ = [
     "StoreForbiddenError",
     "StoreSettings",
     "StoreUnavailableError",
+    "open_analytics_store",
     "open_store",
     "statement",
 ]

@@ -7,15 +7,26 @@ from graph_store.settings import StoreSettings
 
 
 def open_store(settings: StoreSettings | None = None, *, analyst: bool = False) -> GraphStore:
-    """Open the source graph, or with `analyst=True` its anonymized copy for analysts."""
-    settings = settings or StoreSettings()
+    """Open the source graph, or with `analyst=True` its anonymized copy for analysts, as the
+    application's user."""
+    return _open(settings or StoreSettings(), analyst=analyst, analysts_user=False)
+
+
+def open_analytics_store(settings: StoreSettings | None = None) -> GraphStore:
+    """The anonymized copy as analysts' queries read it: in Neo4j as their read-only user; the
+    embedded FalkorDB has no users, and analysts' reads go through GRAPH.RO_QUERY there."""
+    return _open(settings or StoreSettings(), analyst=True, analysts_user=True)
+
+
+def _open(settings: StoreSettings, *, analyst: bool, analysts_user: bool) -> GraphStore:
     if settings.backend == "neo4j":
         from graph_store.neo4j_store import Neo4jStore
 
+        user, password = settings.neo4j_credentials(analysts=analysts_user)
         return Neo4jStore(
             settings.neo4j_uri,
-            settings.neo4j_user,
-            settings.neo4j_password.get_secret_value(),
+            user,
+            password,
             settings.neo4j_analyst_database if analyst else settings.neo4j_database,
             settings.timeout_s,
         )

@@ -14,7 +14,10 @@ from graph_store.errors import StoreError, StoreForbiddenError, StoreUnavailable
 from graph_store.port import Row
 
 T = TypeVar("T")
-CHECK_HINT = "Check NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD and that Neo4j is running."
+CHECK_HINT = (
+    "Check NEO4J_URI, the user's password (NEO4J_PASSWORD, or NEO4J_ANALYST_PASSWORD for the "
+    "analysts' user) and that Neo4j is running."
+)
 # A write in a READ session, or beyond the user's privileges (the analyst's reader role).
 REFUSALS = (neo4j.exceptions.Forbidden, neo4j.exceptions.ForbiddenOnReadOnlyDatabase)
 ACCESS_MODE = "Neo.ClientError.Statement.AccessMode"
@@ -24,7 +27,9 @@ class Neo4jStore:
     def __init__(
         self, uri: str, user: str, password: str, database: str, timeout_s: float
     ) -> None:
-        self._uri = uri
+        scheme, _, address = uri.partition("://")
+        # Errors name the user too: the application's and the analysts' differ in privileges.
+        self._uri = f"{scheme}://{user}@{address}/{database}"
         self._database = database
         self._timeout_s = timeout_s
         self._driver = neo4j.GraphDatabase.driver(
@@ -37,7 +42,7 @@ class Neo4jStore:
 
     @property
     def uri(self) -> str:
-        return f"{self._uri}/{self._database}"
+        return self._uri
 
     def read(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
         return self._session_call(

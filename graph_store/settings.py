@@ -29,6 +29,19 @@ class StoreSettings(BaseSettings):
     neo4j_password: SecretStr = Field(SecretStr(""), validation_alias="NEO4J_PASSWORD")
     neo4j_database: str = Field("neo4j", validation_alias="NEO4J_DATABASE")
     neo4j_analyst_database: str = Field("analyst", validation_alias="NEO4J_ANALYST_DATABASE")
+    # Analysts' queries run as this read-only user (neo4j/admin/analyst.cypher), not as the
+    # application's user, which writes (the anonymize job fills the analyst database as that one).
+    neo4j_analyst_user: str = Field("analyst", validation_alias="NEO4J_ANALYST_USER")
+    neo4j_analyst_password: SecretStr = Field(
+        SecretStr(""), validation_alias="NEO4J_ANALYST_PASSWORD"
+    )
+
+    def neo4j_credentials(self, *, analysts: bool = False) -> tuple[str, str]:
+        """The Neo4j user and password: the application's, or with `analysts=True` the user
+        analysts' queries run as."""
+        if analysts:
+            return self.neo4j_analyst_user, self.neo4j_analyst_password.get_secret_value()
+        return self.neo4j_user, self.neo4j_password.get_secret_value()
 
     @property
     def falkordb_dir(self) -> Path:

@@ -44,7 +44,7 @@ from donor_match.services.rate_limit import RateLimiter
 from donor_match.services.served_matches import ServedMatchCounter
 from donor_match.services.served_model import ServedModel
 from donor_match.settings import AppSettings, AuthSettings
-from graph_store import GraphStore, StoreError, StoreSettings, open_store
+from graph_store import GraphStore, StoreError, StoreSettings, open_analytics_store, open_store
 from graphql_api.context import Services
 from graphql_api.graphiql import graphiql
 from graphql_api.limits import BodySizeLimit
@@ -195,9 +195,8 @@ def create_app(
     metrics = ApiMetrics()
     store = CountingStore(open_store(store_settings), metrics.store_queries)
     events = event_bus(app_settings, store_settings)
-    analyst_store = open_store(
-        store_settings.model_copy(update={"timeout_s": app_settings.analytics_timeout_s}),
-        analyst=True,
+    analyst_store = open_analytics_store(
+        store_settings.model_copy(update={"timeout_s": app_settings.analytics_timeout_s})
     )
     services = build_services(
         store, analyst_store, app_settings, auth_settings or AuthSettings(), events

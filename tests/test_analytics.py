@@ -14,7 +14,7 @@ from donor_match.services.analytics import refusal
 from donor_match.services.auth import Role
 from etl.loader import load_tables
 from etl.synth import SynthConfig, generate
-from graph_store import Statement, StoreForbiddenError, open_store
+from graph_store import Statement, StoreForbiddenError, open_analytics_store, open_store
 from graphql_api.app import create_app
 
 ANALYST_GRAPH = SynthConfig(donors=40, nonprofits=8, causes=4, regions=3, donations=200, seed=9)
@@ -92,7 +92,7 @@ def test_keywords_inside_strings_are_not_refused() -> None:
 
 def test_the_store_refuses_writes_on_the_analyst_path_too(served_graph: ServedGraph) -> None:
     # The second fence: even a write the service missed fails on the read-only path.
-    store = open_store(served_graph.store_settings, analyst=True)
+    store = open_analytics_store(served_graph.store_settings)
     try:
         with pytest.raises(StoreForbiddenError):
             store.read(Statement("probe", "CREATE (n:Probe) RETURN n"))

@@ -20,6 +20,7 @@ from graph_store import (
     StoreForbiddenError,
     StoreSettings,
     StoreUnavailableError,
+    open_analytics_store,
     open_store,
     statement,
 )
@@ -173,3 +174,25 @@ def test_a_write_through_the_read_path_is_refused_as_forbidden(
 ) -> None:
     with pytest.raises(StoreForbiddenError):
         contract_store.read(Statement("contract", "CREATE (p:Probe) RETURN p"))
+
+
+def test_analysts_queries_run_as_their_own_neo4j_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not as the application's user, which may write: as the read-only one that
+    neo4j/admin/analyst.cypher creates. (The driver connects lazily: no server needed.)"""
+    for name, value in {
+        "DONOR_MATCH_STORE": "neo4j", "NEO4J_URI": "neo4j://graph.example:7687",
+        "NEO4J_USER": "donor_match_app", "NEO4J_PASSWORD": "app-secret",
+        "NEO4J_ANALYST_USER": "analyst", "NEO4J_ANALYST_PASSWORD": "reader-secret",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = StoreSettings()
+    assert settings.neo4j_credentials(analysts=True) == ("analyst", "reader-secret")
+    stores = [open_analytics_store(settings), open_store(settings, analyst=True)]
+    try:
+        assert [s.uri for s in stores] == [
+            "neo4j://analyst@graph.example:7687/analyst",  # the API's analyticsQuery
+            "neo4j://donor_match_app@graph.example:7687/analyst",  # the anonymize job, writing
+        ]
+    finally:
+        for store in stores:
+            store.close()
