@@ -8,6 +8,7 @@ from typing import Any, LiteralString, TypeVar, cast
 import neo4j
 import neo4j.exceptions
 import neo4j.graph
+import neo4j.time
 
 from graph_store.cypher import Statement, script
 from graph_store.errors import StoreError, StoreForbiddenError, StoreUnavailableError
@@ -103,9 +104,15 @@ class Neo4jStore:
             raise StoreError(f"{type(exc).__name__}: {exc}") from exc
 
 
+TEMPORAL = (neo4j.time.Date, neo4j.time.DateTime, neo4j.time.Time, neo4j.time.Duration)
+
+
 def _plain(value: Any) -> Any:
     """Nodes and relationships as the FalkorDB adapter gives them (`record.data()` would keep only
-    their properties), so an analyst's `RETURN n` reads alike on either store."""
+    their properties), so an analyst's `RETURN n` reads alike on either store; temporal values as
+    ISO 8601 text, which JSON can carry."""
+    if isinstance(value, TEMPORAL):
+        return value.iso_format()
     if isinstance(value, neo4j.graph.Node):
         return {"labels": sorted(value.labels), "properties": _plain(dict(value))}
     if isinstance(value, neo4j.graph.Relationship):
