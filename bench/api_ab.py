@@ -39,9 +39,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=300.0)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--donors", type=int, default=1_000_000)
-    parser.add_argument("--nonprofits", type=int, default=100_000)
-    parser.add_argument("--donations", type=int, default=2_000_000)
+    api_load.add_graph_arguments(parser)
     args = parser.parse_args()
 
     from donor_match.services.auth import Role, TokenService

@@ -352,6 +352,14 @@ def _wait_ready(base: str, timeout_s: float) -> None:
         time.sleep(1)
 
 
+def add_graph_arguments(parser: argparse.ArgumentParser) -> None:
+    """--donors, --nonprofits and --donations: the synthetic graph, which also names the
+    prepared work directory (`default_workdir`) that bench/api_ab.py reuses."""
+    parser.add_argument("--donors", type=int, default=1_000_000)
+    parser.add_argument("--nonprofits", type=int, default=100_000)
+    parser.add_argument("--donations", type=int, default=2_000_000)
+
+
 def default_workdir(donors: int, nonprofits: int, donations: int) -> Path:
     return REPO / "var" / "bench" / f"api-{donors}-{nonprofits}-{donations}"
 
@@ -443,9 +451,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--donors", type=int, default=1_000_000)
-    parser.add_argument("--nonprofits", type=int, default=100_000)
-    parser.add_argument("--donations", type=int, default=2_000_000)
+    add_graph_arguments(parser)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--train-donors", type=int, default=5_000)
     parser.add_argument("--train-steps", type=int, default=100)
