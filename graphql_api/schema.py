@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from starlette.concurrency import run_in_threadpool
@@ -101,7 +101,7 @@ class Query:
             services(info).analytics.query, principal(info), cypher, params
         )
         return AnalyticsResult(
-            columns=result.columns, rows=[JSON(r) for r in result.rows], truncated=result.truncated
+            columns=result.columns, rows=cast(list[JSON], result.rows), truncated=result.truncated
         )
 
     @strawberry.field(
