@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from neo4j.graph import Graph, Node
+from neo4j.time import Date, DateTime, Duration
 
 from graph_store import (
     GraphStore,
@@ -26,6 +28,7 @@ from graph_store import (
 )
 from graph_store.cypher import CYPHER_ROOT, script
 from graph_store.falkordb_store import FalkorDBStore
+from graph_store.neo4j_store import _plain
 
 
 @pytest.fixture(params=["falkordb", "neo4j"])
@@ -201,11 +204,6 @@ def test_analysts_queries_run_as_their_own_neo4j_user(monkeypatch: pytest.Monkey
 def test_neo4j_values_become_plain_json_values() -> None:
     """The driver's own value types, as an analyst's query returns them, made plain for the API's
     JSON (built here without a server: they are the driver's value classes)."""
-    from neo4j.graph import Graph, Node
-    from neo4j.time import Date, DateTime, Duration
-
-    from graph_store.neo4j_store import _plain
-
     donor = Node(Graph(), "element-1", 1, ["Donor"], {"id": "d-1", "since": Date(2024, 1, 2)})
     row = {"d": donor, "at": [DateTime(2024, 1, 2, 3, 4, 5)], "gap": Duration(days=1)}
     assert _plain(row) == {
