@@ -28,7 +28,9 @@ def _open(settings: StoreSettings, *, analyst: bool, analysts_user: bool) -> Gra
             user,
             password,
             settings.neo4j_analyst_database if analyst else settings.neo4j_database,
-            settings.timeout_s,
+            timeout_s=settings.timeout_s,
+            connect_timeout_s=settings.connect_timeout_s,
+            retry_s=settings.retry_s,
         )
     from graph_store.falkordb_store import FalkorDBStore
 
@@ -36,5 +38,6 @@ def _open(settings: StoreSettings, *, analyst: bool, analysts_user: bool) -> Gra
         settings.falkordb_host,
         settings.falkordb_port,
         settings.analyst_graph_name if analyst else settings.graph_name,
-        settings.timeout_s,
+        timeout_s=settings.timeout_s,
+        connect_timeout_s=settings.connect_timeout_s,
     )

@@ -38,7 +38,14 @@ _NODE_INDEX = re.compile(
 
 class FalkorDBStore:
     def __init__(
-        self, host: str, port: int, graph: str, timeout_s: float, password: str | None = None
+        self,
+        host: str,
+        port: int,
+        graph: str,
+        *,
+        timeout_s: float,
+        connect_timeout_s: float,
+        password: str | None = None,
     ) -> None:
         self._uri = f"falkordb://{host}:{port}/{graph}"
         self._graph_name = graph
@@ -49,8 +56,7 @@ class FalkorDBStore:
             "port": port,
             "password": password,
             "socket_timeout": timeout_s + 1,
-            # A store that is down must surface as UNAVAILABLE within a second.
-            "socket_connect_timeout": min(timeout_s, 1.0),
+            "socket_connect_timeout": connect_timeout_s,
         }
         self._connection: tuple[FalkorDB, Graph] | None = None
 

@@ -26,7 +26,15 @@ ACCESS_MODE = "Neo.ClientError.Statement.AccessMode"
 
 class Neo4jStore:
     def __init__(
-        self, uri: str, user: str, password: str, database: str, timeout_s: float
+        self,
+        uri: str,
+        user: str,
+        password: str,
+        database: str,
+        *,
+        timeout_s: float,
+        connect_timeout_s: float,
+        retry_s: float,
     ) -> None:
         scheme, _, address = uri.partition("://")
         # Errors name the user too: the application's and the analysts' differ in privileges.
@@ -36,9 +44,12 @@ class Neo4jStore:
         self._driver = neo4j.GraphDatabase.driver(
             uri,
             auth=(user, password),
-            connection_timeout=timeout_s,
-            connection_acquisition_timeout=timeout_s,
-            max_transaction_retry_time=timeout_s,
+            # Acquisition covers the Bolt handshake, which a server that accepts and never
+            # answers would otherwise hold for the whole statement timeout.
+            connection_timeout=connect_timeout_s,
+            connection_acquisition_timeout=connect_timeout_s,
+            # 0: the driver's managed transactions do not retry (it sleeps ~1 s before a retry).
+            max_transaction_retry_time=retry_s,
         )
 
     @property

@@ -12,6 +12,14 @@ class StoreSettings(BaseSettings):
 
     backend: Literal["falkordb", "neo4j"] = Field("falkordb", validation_alias="DONOR_MATCH_STORE")
     timeout_s: float = Field(10.0, gt=0, validation_alias="DONOR_MATCH_STORE_TIMEOUT_S")
+    # A store that is down must surface as UNAVAILABLE within a second, so connecting (with
+    # Neo4j's handshake and pool acquisition) has its own, shorter bound.
+    connect_timeout_s: float = Field(
+        1.0, gt=0, validation_alias="DONOR_MATCH_STORE_CONNECT_TIMEOUT_S"
+    )
+    # How long Neo4j retries a statement that failed transiently (a cluster changing leader, a
+    # dropped connection); 0 fails at once, as the API must. Batch jobs set it to ride it out.
+    retry_s: float = Field(0.0, ge=0, validation_alias="DONOR_MATCH_STORE_RETRY_S")
 
     # Embedded FalkorDB (the default): a server this project starts on loopback.
     data_dir: Path = Field(Path("var"), validation_alias="DONOR_MATCH_DATA_DIR")

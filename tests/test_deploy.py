@@ -588,6 +588,12 @@ def test_cronjobs_cover_etl_retraining_and_drift() -> None:
         spec = cronjob["spec"]
         assert spec["concurrencyPolicy"] == "Forbid", "a slow run must not overlap the next"
         assert spec["jobTemplate"]["spec"]["activeDeadlineSeconds"] > 0
+        # Batch jobs retry over a Neo4j leader switch; the API answers UNAVAILABLE at once.
+        (container,) = _pod_spec(cronjob)["containers"]
+        env = {var["name"]: var["value"] for var in container.get("env", [])}
+        assert float(env["DONOR_MATCH_STORE_RETRY_S"]) > 0, cronjob["metadata"]["name"]
+    (config,) = _by_kind(_rendered("production"), "ConfigMap")
+    assert "DONOR_MATCH_STORE_RETRY_S" not in config["data"]
 
 
 def test_cronjob_commands_exist_in_the_cli() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
 from conftest import TEST_AUTH, ServedGraph, free_port
 from starlette.testclient import TestClient
 
+from graph_store import StoreSettings
 from graph_store.embedded import EmbeddedFalkorDB
 from graphql_api.app import create_app
 
@@ -37,3 +39,19 @@ def test_store_down_is_unavailable_within_a_second_and_recovers(
             assert client.get("/readyz").json()["store"] is True
         finally:
             server.stop()
+
+
+def test_a_neo4j_that_is_down_is_unavailable_within_a_second(served_graph: ServedGraph) -> None:
+    """Production's store: the driver would otherwise retry for many seconds first."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    settings = StoreSettings(backend="neo4j", neo4j_uri=f"neo4j://127.0.0.1:{port}")
+    app_settings = served_graph.app_settings.model_copy(update={"redis_url": None})
+    with TestClient(create_app(app_settings, settings, TEST_AUTH)) as client:
+        started = time.monotonic()
+        body = client.post("/graphql", json=QUERY).json()
+        assert time.monotonic() - started < 1.0
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["UNAVAILABLE"]
+        assert "neo4j" not in body["errors"][0]["message"]
+        assert client.get("/readyz").status_code == 503

@@ -7,9 +7,11 @@ server (CI outside this machine, with a Neo4j 5 service container).
 from __future__ import annotations
 
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from neo4j.graph import Graph, Node
@@ -211,3 +213,42 @@ def test_neo4j_values_become_plain_json_values() -> None:
         "at": ["2024-01-02T03:04:05.000000000"],
         "gap": "P1D",
     }
+
+
+@contextmanager
+def neo4j_that_is(state: str) -> Iterator[StoreSettings]:
+    """Settings for a Neo4j that is down: nothing listening on its port ("refusing"), or a
+    process that accepts connections and never answers ("silent")."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        if state == "refusing":
+            listener.close()
+        else:
+            listener.listen()
+        yield StoreSettings(backend="neo4j", neo4j_uri=f"neo4j://127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize("state", ["refusing", "silent"])
+def test_a_neo4j_that_is_down_is_unavailable_within_the_connect_timeout(state: str) -> None:
+    """Not after the driver's retries (15-20 s with its defaults): the API answers UNAVAILABLE
+    within a second. No server is needed to see it."""
+    with neo4j_that_is(state) as settings:
+        store = open_store(settings)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError) as raised:
+            store.read(statement("api/causes"))
+        elapsed = time.monotonic() - started
+        store.close()
+    assert elapsed < settings.connect_timeout_s + 0.3
+    assert "neo4j://neo4j@127.0.0.1:" in str(raised.value)
+
+
+def test_batch_jobs_can_have_neo4j_retry_transient_failures() -> None:
+    with neo4j_that_is("refusing") as settings:
+        store = open_store(settings.model_copy(update={"retry_s": 0.5}))
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError):
+            store.read(statement("api/causes"))
+        store.close()
+    assert time.monotonic() - started > 0.7  # the driver waits ~1 s before its one retry
