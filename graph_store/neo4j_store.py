@@ -10,7 +10,7 @@ import neo4j.exceptions
 import neo4j.graph
 import neo4j.time
 
-from graph_store.cypher import Statement, script
+from graph_store.cypher import Statement, script, statement
 from graph_store.errors import StoreError, StoreForbiddenError, StoreUnavailableError
 from graph_store.port import Row
 
@@ -72,7 +72,8 @@ class Neo4jStore:
             self.write(ddl)
 
     def ping(self) -> None:
-        self._guard(lambda: self._driver.verify_connectivity(database=self._database))
+        # A read rather than verify_connectivity(database=...), a preview API in driver 6.
+        self.read(statement("api/ping"))
 
     def close(self) -> None:
         self._driver.close()
