@@ -48,7 +48,7 @@ class Neo4jStore:
             # answers would otherwise hold for the whole statement timeout.
             connection_timeout=connect_timeout_s,
             connection_acquisition_timeout=connect_timeout_s,
-            # 0: the driver's managed transactions do not retry (it sleeps ~1 s before a retry).
+            # 0: no retry; any other value retries at least once, after a back-off of ~1 s.
             max_transaction_retry_time=retry_s,
         )
 

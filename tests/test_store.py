@@ -231,8 +231,8 @@ def neo4j_that_is(state: str) -> Iterator[StoreSettings]:
 
 @pytest.mark.parametrize("state", ["refusing", "silent"])
 def test_a_neo4j_that_is_down_is_unavailable_within_the_connect_timeout(state: str) -> None:
-    """Not after the driver's retries (15-20 s with its defaults): the API answers UNAVAILABLE
-    within a second. No server is needed to see it."""
+    """Not after the driver's retries (15-20 s when they ran for the statement timeout): the API
+    answers UNAVAILABLE within a second. No server is needed to see it."""
     with neo4j_that_is(state) as settings:
         store = open_store(settings)
         started = time.monotonic()
