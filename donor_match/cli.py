@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +18,10 @@ from rich.table import Table
 from donor_match.settings import AppSettings
 from graph_model.config import TrainConfig
 from graph_store import GraphStore, StoreError, StoreSettings, open_store
+
+if TYPE_CHECKING:
+    from graph_store.embedded import EmbeddedFalkorDB
+    from graph_store.local_neo4j import LocalNeo4j
 
 app = typer.Typer(help="Match donors with nonprofits over a graph.", no_args_is_help=True)
 store_app = typer.Typer(help="The graph store (embedded FalkorDB or Neo4j).", no_args_is_help=True)
@@ -54,38 +58,53 @@ def _progress() -> Progress:
     )
 
 
-def _embedded():
+def _local_store() -> EmbeddedFalkorDB | LocalNeo4j:
+    """The local servers `store start|stop` manage for the configured backend."""
     from graph_store.embedded import EmbeddedFalkorDB
+    from graph_store.local_neo4j import LocalNeo4j, Neo4jSetupError
 
     settings = StoreSettings()
-    if settings.backend != "falkordb":
-        console.print("[red]error:[/red] DONOR_MATCH_STORE=neo4j: the embedded server is not used")
-        raise typer.Exit(2)
-    return EmbeddedFalkorDB(settings.falkordb_dir, settings.falkordb_port)
+    if settings.backend == "falkordb":
+        return EmbeddedFalkorDB(settings.falkordb_dir, settings.falkordb_port)
+    try:
+        return LocalNeo4j(settings)
+    except Neo4jSetupError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
 
 
 @store_app.command("start")
 def store_start() -> None:
-    """Start the embedded FalkorDB server on 127.0.0.1 (data under DONOR_MATCH_DATA_DIR)."""
-    status = _embedded().start()
-    console.print(f"FalkorDB running on 127.0.0.1:{status.port} (pid {status.pid}), "
-                  f"data in {status.data_dir}")
+    """Start the local store on 127.0.0.1 (data under DONOR_MATCH_DATA_DIR): the embedded
+    FalkorDB, or with DONOR_MATCH_STORE=neo4j the Neo4j server and the analysts' Neo4j server."""
+    from graph_store.local_neo4j import Neo4jSetupError
+
+    try:
+        statuses = _local_store().start()
+    except (Neo4jSetupError, RuntimeError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    for status in statuses if isinstance(statuses, list) else [statuses]:
+        console.print(f"{status.name} running on 127.0.0.1:{status.port} (pid {status.pid}), "
+                      f"data in {status.data_dir}")
 
 
 @store_app.command("stop")
 def store_stop() -> None:
-    """Stop the embedded FalkorDB server, flushing its append-only file."""
-    _embedded().stop()
-    console.print("FalkorDB stopped")
+    """Stop the local store cleanly (FalkorDB flushes its append-only file, Neo4j checkpoints)."""
+    _local_store().stop()
+    console.print(f"{StoreSettings().backend} stopped")
 
 
 @store_app.command("status")
 def store_status() -> None:
-    """Say whether the configured store answers."""
+    """Say which backend is configured, its version, URI and data directory, and whether it
+    answers."""
     settings = StoreSettings()
     with _store() as store:
         store.ping()
-        console.print(f"{store.uri} is up ({settings.backend})")
+        console.print(f"{settings.backend} {store.version()} is up at {store.uri}, "
+                      f"data in {settings.data_dir.resolve()}")
 
 
 @store_app.command("init")

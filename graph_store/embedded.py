@@ -24,6 +24,7 @@ DEFAULT_QUERY_TIMEOUT_MS = 60_000
 
 @dataclass(frozen=True)
 class ServerStatus:
+    name: str
     running: bool
     pid: int | None
     port: int
@@ -81,15 +82,15 @@ class EmbeddedFalkorDB:
             # The server closes the connection as it exits.
             with contextlib.suppress(redis.exceptions.ConnectionError):
                 self._client().shutdown(nosave=False)
-        elif pid is not None and _alive(pid):
+        elif pid is not None and process_alive(pid):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + wait_s
-        while pid is not None and _alive(pid) and time.monotonic() < deadline:
+        while pid is not None and process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         self._pid_file.unlink(missing_ok=True)
 
     def status(self) -> ServerStatus:
-        return ServerStatus(self._answers(), self._pid(), self.port, self.data_dir)
+        return ServerStatus("FalkorDB", self._answers(), self._pid(), self.port, self.data_dir)
 
     def _client(self) -> redis.Redis:
         return redis.Redis(host=HOST, port=self.port, socket_timeout=2, socket_connect_timeout=1)
@@ -107,7 +108,8 @@ class EmbeddedFalkorDB:
             return None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs (reaping it first if it is our exited child)."""
     try:
         # Reap it if it is our child; otherwise just probe it.
         if os.waitpid(pid, os.WNOHANG)[0] == pid:

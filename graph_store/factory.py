@@ -24,7 +24,7 @@ def _open(settings: StoreSettings, *, analyst: bool, analysts_user: bool) -> Gra
 
         user, password = settings.neo4j_credentials(analysts=analysts_user)
         return Neo4jStore(
-            settings.neo4j_uri,
+            settings.neo4j_analyst_uri if analyst else settings.neo4j_uri,
             user,
             password,
             settings.neo4j_analyst_database if analyst else settings.neo4j_database,

@@ -73,6 +73,15 @@ class FalkorDBStore:
     def ping(self) -> None:
         self._call(lambda: self._db().connection.ping())
 
+    def version(self) -> str:
+        modules = self._call(lambda: self._db().connection.module_list())
+        names = (b"graph", "graph")
+        graph: dict[Any, Any] = next(
+            (m for m in modules if m.get(b"name", m.get("name")) in names), {}
+        )
+        number = int(graph.get(b"ver", graph.get("ver", 0)))
+        return f"FalkorDB/{number // 10000}.{number // 100 % 100}.{number % 100}"
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection[0].connection.close()

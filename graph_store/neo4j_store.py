@@ -58,12 +58,14 @@ class Neo4jStore:
 
     def read(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
         return self._session_call(
-            neo4j.READ_ACCESS, lambda session: session.execute_read(self._work(statement, params))
+            statement, neo4j.READ_ACCESS,
+            lambda session: session.execute_read(self._work(statement, params)),
         )
 
     def write(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
         return self._session_call(
-            neo4j.WRITE_ACCESS, lambda session: session.execute_write(self._work(statement, params))
+            statement, neo4j.WRITE_ACCESS,
+            lambda session: session.execute_write(self._work(statement, params)),
         )
 
     def apply_schema(self) -> None:
@@ -74,6 +76,9 @@ class Neo4jStore:
     def ping(self) -> None:
         # A read rather than verify_connectivity(database=...), a preview API in driver 6.
         self.read(statement("api/ping"))
+
+    def version(self) -> str:
+        return self._guard(lambda: self._driver.get_server_info().agent)
 
     def close(self) -> None:
         self._driver.close()
@@ -95,14 +100,16 @@ class Neo4jStore:
 
         return run
 
-    def _session_call(self, mode: str, fn: Callable[[neo4j.Session], T]) -> T:
+    def _session_call(
+        self, statement: Statement, mode: str, fn: Callable[[neo4j.Session], T]
+    ) -> T:
         def call() -> T:
             with self._driver.session(database=self._database, default_access_mode=mode) as s:
                 return fn(s)
 
-        return self._guard(call)
+        return self._guard(call, statement.name)
 
-    def _guard(self, fn: Callable[[], T]) -> T:
+    def _guard(self, fn: Callable[[], T], where: str = "schema") -> T:
         try:
             return fn()
         except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.AuthError) as exc:
@@ -110,10 +117,10 @@ class Neo4jStore:
         except neo4j.exceptions.Neo4jError as exc:
             refused = isinstance(exc, REFUSALS) or exc.code == ACCESS_MODE
             raise (StoreForbiddenError if refused else StoreError)(
-                f"{exc.code}: {exc.message}"
+                f"{where} failed on {self.uri}: {exc.code}: {exc.message}"
             ) from exc
         except neo4j.exceptions.DriverError as exc:
-            raise StoreError(f"{type(exc).__name__}: {exc}") from exc
+            raise StoreError(f"{where} failed on {self.uri}: {type(exc).__name__}: {exc}") from exc
 
 
 TEMPORAL = (neo4j.time.Date, neo4j.time.DateTime, neo4j.time.Time, neo4j.time.Duration)

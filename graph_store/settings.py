@@ -33,10 +33,14 @@ class StoreSettings(BaseSettings):
 
     # Neo4j (production).
     neo4j_uri: str = Field("neo4j://localhost:7687", validation_alias="NEO4J_URI")
+    # The anonymized copy lives on a server of its own (Community has one user database and no
+    # roles): analysts share neither query threads nor memory with the product. Enterprise may
+    # point this at NEO4J_URI with NEO4J_ANALYST_DATABASE=analyst and neo4j/admin/*.cypher.
+    neo4j_analyst_uri: str = Field("neo4j://localhost:7688", validation_alias="NEO4J_ANALYST_URI")
     neo4j_user: str = Field("neo4j", validation_alias="NEO4J_USER")
     neo4j_password: SecretStr = Field(SecretStr(""), validation_alias="NEO4J_PASSWORD")
     neo4j_database: str = Field("neo4j", validation_alias="NEO4J_DATABASE")
-    neo4j_analyst_database: str = Field("analyst", validation_alias="NEO4J_ANALYST_DATABASE")
+    neo4j_analyst_database: str = Field("neo4j", validation_alias="NEO4J_ANALYST_DATABASE")
     # Analysts' queries run as this read-only user (neo4j/admin/analyst.cypher), not as the
     # application's user, which writes (the anonymize job fills the analyst database as that one).
     neo4j_analyst_user: str = Field("analyst", validation_alias="NEO4J_ANALYST_USER")
@@ -44,13 +48,34 @@ class StoreSettings(BaseSettings):
         SecretStr(""), validation_alias="NEO4J_ANALYST_PASSWORD"
     )
 
+    # The local servers `donor-match store start` runs (graph_store.local_neo4j), each one JVM.
+    neo4j_heap: str = Field("1g", pattern=r"^\d+[kmg]$", validation_alias="DONOR_MATCH_NEO4J_HEAP")
+    neo4j_pagecache: str = Field(
+        "512m", pattern=r"^\d+[kmg]$", validation_alias="DONOR_MATCH_NEO4J_PAGECACHE"
+    )
+
     def neo4j_credentials(self, *, analysts: bool = False) -> tuple[str, str]:
         """The Neo4j user and password: the application's, or with `analysts=True` the user
-        analysts' queries run as."""
-        if analysts:
-            return self.neo4j_analyst_user, self.neo4j_analyst_password.get_secret_value()
-        return self.neo4j_user, self.neo4j_password.get_secret_value()
+        analysts' queries run as. A password the environment leaves empty is the one the local
+        server generated under the data directory, if there is one."""
+        user, password = (
+            (self.neo4j_analyst_user, self.neo4j_analyst_password)
+            if analysts
+            else (self.neo4j_user, self.neo4j_password)
+        )
+        if password.get_secret_value():
+            return user, password.get_secret_value()
+        generated = self.neo4j_secrets_dir / user
+        return user, generated.read_text().strip() if generated.is_file() else ""
 
     @property
     def falkordb_dir(self) -> Path:
         return self.data_dir / "falkordb"
+
+    @property
+    def neo4j_dir(self) -> Path:
+        return self.data_dir / "neo4j"
+
+    @property
+    def neo4j_secrets_dir(self) -> Path:
+        return self.neo4j_dir / "secrets"

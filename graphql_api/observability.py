@@ -180,5 +180,8 @@ class CountingStore:
     def ping(self) -> None:
         self._store.ping()
 
+    def version(self) -> str:
+        return self._store.version()
+
     def close(self) -> None:
         self._store.close()

@@ -1,8 +1,19 @@
-"""Shared fixtures: a real embedded FalkorDB server, one fresh graph per test."""
+"""Shared fixtures: real stores, one fresh graph per test, on both backends.
+
+A test that uses `store` or `store_settings` runs on the embedded FalkorDB and on a real Neo4j
+server; one that uses `served_graph` (the API on a trained model) runs on FalkorDB unless its
+module or function is marked `@pytest.mark.backends("falkordb", "neo4j")`. `--backends falkordb`
+narrows a run to one. The Neo4j servers start in the background as soon as collection shows a
+test needs them, once per session.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,8 +33,9 @@ from etl.synth import SynthConfig, generate
 from etl.tables import Tables
 from graph_model.config import TrainConfig
 from graph_model.train import train
-from graph_store import GraphStore, StoreSettings, open_store
+from graph_store import GraphStore, Statement, StoreSettings, open_store
 from graph_store.embedded import EmbeddedFalkorDB
+from graph_store.local_neo4j import LocalNeo4j
 from graphql_api.app import create_app
 
 
@@ -31,6 +43,111 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+BACKENDS = ("falkordb", "neo4j")
+# Test-only passwords; local and production servers take theirs from the environment.
+NEO4J_TEST_PASSWORDS = {
+    "neo4j_password": "app-test-secret", "neo4j_analyst_password": "analyst-test-secret",
+}
+WIPE = Statement("test/wipe", "MATCH (n) DETACH DELETE n")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--backends", default=",".join(BACKENDS),
+                     help="comma-separated store backends to run store tests on")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "backends(*names): the store backends a served-graph test runs on"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is not None:
+        names = marker.args
+    elif "served_graph" in metafunc.fixturenames:
+        names = ("falkordb",)  # the API suite on Neo4j is opted into where it matters
+    else:
+        names = BACKENDS
+    enabled = metafunc.config.getoption("--backends").split(",")
+    metafunc.parametrize("backend", [n for n in names if n in enabled], indirect=True,
+                         scope="session")
+
+
+class Neo4jServers:
+    """A local Neo4j pair (the product's server and the analysts'), started in a thread so the
+    JVMs boot while the FalkorDB tests run."""
+
+    def __init__(self, name: str) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix=f"donor-match-neo4j-{name}-"))
+        self.settings = StoreSettings(
+            # A cold JVM on a busy 2-core machine can take seconds over its first handshake.
+            backend="neo4j", data_dir=self.root, timeout_s=20, connect_timeout_s=10,
+            neo4j_uri=f"neo4j://127.0.0.1:{free_port()}",
+            neo4j_analyst_uri=f"neo4j://127.0.0.1:{free_port()}",
+            neo4j_heap="512m", neo4j_pagecache="64m", **NEO4J_TEST_PASSWORDS,
+        )
+        self.local = LocalNeo4j(self.settings)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._start, daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            self.local.start()
+        except BaseException as exc:  # surfaced by ready(), in the test that needs the server
+            self._error = exc
+
+    def ready(self) -> StoreSettings:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.settings
+
+    def wipe(self) -> None:
+        for analyst in (False, True):
+            store = open_store(self.settings, analyst=analyst)
+            try:
+                store.write(WIPE)
+            finally:
+                store.close()
+
+    def stop(self) -> None:
+        self._thread.join()
+        self.local.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_neo4j: dict[str, Neo4jServers] = {}
+
+
+def neo4j_servers(name: str) -> Neo4jServers:
+    if name not in _neo4j:
+        _neo4j[name] = Neo4jServers(name)
+    return _neo4j[name]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Boot the Neo4j servers that collected tests will need, before the first test runs."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") == "neo4j":
+            neo4j_servers("served" if "served_graph" in item.fixturenames else "scratch")
+
+
+def pytest_sessionfinish() -> None:
+    for servers in _neo4j.values():
+        servers.stop()
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +159,14 @@ def falkordb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedd
 
 
 @pytest.fixture
-def store_settings(falkordb_server: EmbeddedFalkorDB, tmp_path: Path) -> StoreSettings:
+def store_settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> StoreSettings:
+    """A fresh, empty graph: a new FalkorDB graph, or the scratch Neo4j servers wiped."""
+    if backend == "neo4j":
+        servers = neo4j_servers("scratch")
+        servers.ready()
+        servers.wipe()
+        return servers.settings.model_copy(update={"data_dir": tmp_path / "var"})
+    falkordb_server = request.getfixturevalue("falkordb_server")
     return StoreSettings(
         backend="falkordb",
         falkordb_port=falkordb_server.port,
@@ -50,6 +174,22 @@ def store_settings(falkordb_server: EmbeddedFalkorDB, tmp_path: Path) -> StoreSe
         data_dir=tmp_path / "var",
         timeout_s=10.0,
     )
+
+
+def store_env(settings: StoreSettings) -> dict[str, str]:
+    """The environment that makes the CLI (a subprocess) use these store settings."""
+    env = {**os.environ, "DONOR_MATCH_STORE": settings.backend,
+           "DONOR_MATCH_DATA_DIR": str(settings.data_dir),
+           "DONOR_MATCH_STORE_TIMEOUT_S": str(settings.timeout_s)}
+    if settings.backend == "neo4j":
+        return env | {
+            "NEO4J_URI": settings.neo4j_uri, "NEO4J_ANALYST_URI": settings.neo4j_analyst_uri,
+            "NEO4J_PASSWORD": settings.neo4j_password.get_secret_value(),
+            "NEO4J_ANALYST_PASSWORD": settings.neo4j_analyst_password.get_secret_value(),
+        }
+    return env | {"DONOR_MATCH_FALKORDB_PORT": str(settings.falkordb_port),
+                  "DONOR_MATCH_GRAPH": settings.graph_name,
+                  "DONOR_MATCH_ANALYST_GRAPH": settings.analyst_graph_name}
 
 
 @pytest.fixture
@@ -81,18 +221,20 @@ class ServedGraph:
 
 
 @pytest.fixture(scope="session")
-def served_graph(
-    falkordb_server: EmbeddedFalkorDB, tmp_path_factory: pytest.TempPathFactory
-) -> ServedGraph:
+def served_graph(backend: str, tmp_path_factory: pytest.TempPathFactory,
+                 request: pytest.FixtureRequest) -> ServedGraph:
     """Synthetic graph → store → snapshot → trained TF-GNN model, as `make demo` does it."""
-    root = tmp_path_factory.mktemp("served")
-    store_settings = StoreSettings(
-        backend="falkordb",
-        falkordb_port=falkordb_server.port,
-        graph_name="served",
-        analyst_graph_name="served_analyst",
-        timeout_s=10,
-    )
+    root = tmp_path_factory.mktemp(f"served-{backend}")
+    if backend == "neo4j":
+        store_settings = neo4j_servers("served").ready()
+    else:
+        store_settings = StoreSettings(
+            backend="falkordb",
+            falkordb_port=request.getfixturevalue("falkordb_server").port,
+            graph_name="served",
+            analyst_graph_name="served_analyst",
+            timeout_s=10,
+        )
     app_settings = AppSettings(models_dir=root / "models", snapshots_dir=root / "snapshots")
     tables = generate(TINY_GRAPH)
     store = open_store(store_settings)
