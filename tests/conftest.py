@@ -113,7 +113,7 @@ class Neo4jServers:
         for analyst in (False, True):
             store = open_store(self.settings, analyst=analyst)
             try:
-                store.write(WIPE)
+                wipe(store)
             finally:
                 store.close()
 
@@ -160,20 +160,31 @@ def falkordb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedd
 
 @pytest.fixture
 def store_settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> StoreSettings:
+    return fresh_store_settings(backend, request, tmp_path / "var")
+
+
+def fresh_store_settings(
+    backend: str, request: pytest.FixtureRequest, data_dir: Path
+) -> StoreSettings:
     """A fresh, empty graph: a new FalkorDB graph, or the scratch Neo4j servers wiped."""
     if backend == "neo4j":
         servers = neo4j_servers("scratch")
         servers.ready()
         servers.wipe()
-        return servers.settings.model_copy(update={"data_dir": tmp_path / "var"})
+        return servers.settings.model_copy(update={"data_dir": data_dir})
     falkordb_server = request.getfixturevalue("falkordb_server")
     return StoreSettings(
         backend="falkordb",
         falkordb_port=falkordb_server.port,
         graph_name=f"test_{uuid.uuid4().hex[:12]}",
-        data_dir=tmp_path / "var",
+        analyst_graph_name=f"test_{uuid.uuid4().hex[:12]}_analyst",
+        data_dir=data_dir,
         timeout_s=10.0,
     )
+
+
+def wipe(store: GraphStore) -> None:
+    store.write(WIPE)
 
 
 def store_env(settings: StoreSettings) -> dict[str, str]:

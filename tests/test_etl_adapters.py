@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import store_env
 
 from etl.export import GraphExport, export_graph
 from etl.pipeline import LoadOptions, LoadReport, run_load
@@ -171,9 +171,7 @@ def test_cli_loads_each_source_kind(
     store_settings: StoreSettings, tmp_path: Path, fmt: str, path: Path, entity: str,
     accepted: int, rejected: int,
 ) -> None:
-    env = {**os.environ, "DONOR_MATCH_FALKORDB_PORT": str(store_settings.falkordb_port),
-           "DONOR_MATCH_GRAPH": store_settings.graph_name,
-           "DONOR_MATCH_DATA_DIR": str(tmp_path / "var")}
+    env = store_env(store_settings)
     done = subprocess.run(
         [sys.executable, "-m", "donor_match.cli", "etl", "load", "--format", fmt,
          "--max-reject-rate", "0.5", "--json", str(path)],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from conftest import store_env
 
 from etl.anonymize import (
     SUPPRESSED_DONOR,
@@ -54,8 +54,7 @@ def with_pii(tables: Tables) -> Tables:
 def graphs(store_settings: StoreSettings) -> Iterator[tuple[GraphStore, GraphStore, Tables]]:
     tables = with_pii(generate(GRAPH))
     source = open_store(store_settings)
-    analyst = open_store(store_settings.model_copy(
-        update={"analyst_graph_name": store_settings.graph_name + "_analyst"}), analyst=True)
+    analyst = open_store(store_settings, analyst=True)
     source.apply_schema()
     load_tables(source, tables)
     yield source, analyst, tables
@@ -176,9 +175,7 @@ def test_helpers() -> None:
 
 def test_cli_anonymize(graphs: tuple[GraphStore, GraphStore, Tables],
                        store_settings: StoreSettings) -> None:
-    env = {**os.environ, "DONOR_MATCH_FALKORDB_PORT": str(store_settings.falkordb_port),
-           "DONOR_MATCH_GRAPH": store_settings.graph_name,
-           "DONOR_MATCH_ANALYST_GRAPH": store_settings.graph_name + "_cli_analyst"}
+    env = store_env(store_settings)
     command = [sys.executable, "-m", "donor_match.cli", "etl", "anonymize", "--json"]
     missing = subprocess.run(command, env={**env, "DONOR_MATCH_ANON_SECRET": ""},
                              capture_output=True, text=True, timeout=120, check=False)

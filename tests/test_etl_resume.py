@@ -4,17 +4,16 @@ the graph of one clean run, manifests describe each load, lineage moves only on 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+from conftest import fresh_store_settings, store_env, wipe
 
 from etl.export import export_graph
 from etl.loader import load_tables
@@ -25,7 +24,6 @@ from etl.sources import open_source
 from etl.synth import SynthConfig, generate
 from etl.tables import Tables
 from graph_store import GraphStore, StoreSettings, open_store
-from graph_store.embedded import EmbeddedFalkorDB
 
 NOW = 1_735_689_600.0
 SMALL = SynthConfig(donors=80, nonprofits=20, causes=6, regions=4, donations=600, seed=5)
@@ -109,25 +107,18 @@ def test_lineage_moves_only_where_a_value_changed(store: GraphStore, tmp_path: P
 
 
 def test_snapshots_ignore_lineage(store_settings: StoreSettings, tmp_path: Path) -> None:
-    """Two graphs with the same content but different load ids snapshot to the same hash."""
+    """The same content loaded under different load ids snapshots to the same hash."""
     tables = generate(SMALL)
-    one = open_store(store_settings)
-    other = open_store(store_settings.model_copy(update={"graph_name": store_settings.graph_name
-                                                         + "_b"}))
+    store = open_store(store_settings)
     try:
-        for store in (one, other):
-            store.apply_schema()
-        load(one, write_csv(tables, tmp_path / "in"), tmp_path / "loads")
-        load_tables(other, tables, load_id="another-load")
-        assert content_hash(export_tables(one)) == content_hash(export_tables(other))
+        store.apply_schema()
+        load(store, write_csv(tables, tmp_path / "in"), tmp_path / "loads")
+        first = content_hash(export_tables(store))
+        wipe(store)
+        load_tables(store, tables, load_id="another-load")
+        assert content_hash(export_tables(store)) == first
     finally:
-        one.close()
-        other.close()
-
-
-def _cli_env(server: EmbeddedFalkorDB, graph: str, data_dir: Path) -> dict[str, str]:
-    return {**os.environ, "DONOR_MATCH_FALKORDB_PORT": str(server.port),
-            "DONOR_MATCH_GRAPH": graph, "DONOR_MATCH_DATA_DIR": str(data_dir)}
+        store.close()
 
 
 def _cli_load(path: Path) -> list[str]:
@@ -150,17 +141,17 @@ def _kill_when(process: subprocess.Popen[str], reached: object, timeout: float =
 
 
 @pytest.fixture(scope="module")
-def clean_run(falkordb_server: EmbeddedFalkorDB, tmp_path_factory: pytest.TempPathFactory,
-              ) -> tuple[Path, str, str]:
+def clean_run(backend: str, request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     """The input, the graph one uninterrupted CLI run makes of it, and the load id."""
     root = tmp_path_factory.mktemp("kill")
     path = write_csv(generate(KILL_GRAPH), root / "in")
-    graph = f"clean_{uuid.uuid4().hex[:8]}"
-    done = subprocess.run(_cli_load(path), env=_cli_env(falkordb_server, graph, root / "var"),
+    settings = fresh_store_settings(backend, request, root / "var")
+    done = subprocess.run(_cli_load(path), env=store_env(settings),
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    store = open_store(StoreSettings(falkordb_port=falkordb_server.port, graph_name=graph))
+    store = open_store(settings)
     try:
         exported = export_graph(store).canonical()
     finally:
@@ -172,12 +163,11 @@ def clean_run(falkordb_server: EmbeddedFalkorDB, tmp_path_factory: pytest.TempPa
     ("start", 0), ("donors", 2), ("donations", 3), ("donations", 60),
 ])
 def test_a_killed_load_resumes_to_exactly_the_clean_graph(
-    clean_run: tuple[Path, str, str], falkordb_server: EmbeddedFalkorDB, tmp_path: Path,
+    clean_run: tuple[Path, str, str], store_settings: StoreSettings, tmp_path: Path,
     entity: str, batches: int,
 ) -> None:
     path, clean_export, load_id = clean_run
-    graph = f"killed_{uuid.uuid4().hex[:8]}"
-    env = _cli_env(falkordb_server, graph, tmp_path / "var")
+    env = store_env(store_settings)
     load_dir = tmp_path / "var" / "loads" / load_id
 
     def reached() -> bool:
@@ -202,7 +192,7 @@ def test_a_killed_load_resumes_to_exactly_the_clean_graph(
     if entity != "start":
         assert summary["resumed_batches"] >= batches
     assert summary["entities"]["donations"]["accepted"] == KILL_GRAPH.donations
-    store = open_store(StoreSettings(falkordb_port=falkordb_server.port, graph_name=graph))
+    store = open_store(store_settings)
     try:
         assert export_graph(store).canonical() == clean_export
     finally:

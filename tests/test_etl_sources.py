@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from conftest import store_env
 
 from etl.entities import ENTITIES
 from etl.export import export_graph
@@ -279,12 +279,7 @@ def test_every_entity_has_an_id_or_references() -> None:
 def test_cli_load_prints_json_and_exits_3_over_the_reject_rate(
     store_settings: StoreSettings, tmp_path: Path
 ) -> None:
-    env = {
-        **os.environ,
-        "DONOR_MATCH_FALKORDB_PORT": str(store_settings.falkordb_port),
-        "DONOR_MATCH_GRAPH": store_settings.graph_name,
-        "DONOR_MATCH_DATA_DIR": str(tmp_path / "var"),
-    }
+    env = store_env(store_settings)
     command = [sys.executable, "-m", "donor_match.cli", "etl", "load", "--format", "csv",
                "--mapping", str(CRM_MAPPING), "--json", str(FIXTURES / "crm")]
     strict = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120,

@@ -4,7 +4,6 @@ it, twice (idempotent); then `donor-match drift export` and the drift arithmetic
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -16,7 +15,7 @@ from pathlib import Path
 import mlflow
 import pyarrow.compute as pc
 import pytest
-from conftest import TINY_GRAPH, ServedGraph, free_port
+from conftest import TINY_GRAPH, ServedGraph, free_port, store_env
 
 from donor_match.drift import DriftReport, Feedback, drift_report, export, psi
 from donor_match.services.served_matches import ServedMatchCounter
@@ -40,11 +39,7 @@ def test_psi_on_a_hand_computed_example() -> None:
 def env(store: GraphStore, store_settings: StoreSettings, tmp_path: Path) -> dict[str, str]:
     load_tables(store, generate(TINY_GRAPH))
     return {
-        **os.environ,
-        "DONOR_MATCH_STORE": "falkordb",
-        "DONOR_MATCH_FALKORDB_PORT": str(store_settings.falkordb_port),
-        "DONOR_MATCH_GRAPH": store_settings.graph_name,
-        "DONOR_MATCH_DATA_DIR": str(tmp_path / "var"),
+        **store_env(store_settings),
         "DONOR_MATCH_SNAPSHOTS_DIR": str(tmp_path / "snapshots"),
         "DONOR_MATCH_MODELS_DIR": str(tmp_path / "models"),
         "DONOR_MATCH_PIPELINE_DIR": str(tmp_path / "pipeline"),
