@@ -21,7 +21,16 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-install: $(VENV)/.installed node_modules/.installed
+# The local Neo4j server's libraries (graph_store/neo4j_server/pom.xml), resolved by Maven into
+# its cache once; Maven comes from Debian's package where it is missing and this runs as root.
+.PHONY: neo4j-libs
+neo4j-libs: $(VENV)/.installed
+	@command -v mvn >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  apt-get install -y -qq maven >/dev/null; } || echo "neo4j-libs: no Maven, install it"
+	$(BIN)/python -c "from graph_store.local_neo4j import find_java, resolve_classpath; \
+	  print('Neo4j runs on', find_java()); resolve_classpath()"
+
+install: $(VENV)/.installed node_modules/.installed neo4j-libs
 
 demo: install
 	$(BIN)/donor-match demo

@@ -1,6 +1,7 @@
-"""Ingest benchmark: synthetic donations into the embedded store, end to end and raw.
+"""Ingest benchmark: synthetic donations into each store, end to end and raw, side by side.
 
     .venv/bin/python bench/ingest.py --donations 1000000
+    .venv/bin/python bench/ingest.py --donations 1000000 --stores neo4j
     .venv/bin/python bench/ingest.py --donations 10000000 --donors 1000000 --nonprofits 100000
 
 1. `synth`: stream the synthetic graph to canonical Parquet (etl.synth_stream).
@@ -8,21 +9,26 @@
    UNWIND ... MERGE with lineage; rows/s per entity, wall time, peak RSS.
 3. `raw`: the store alone: the same MERGE statements and batch size, parameter batches built
    from the same files beforehand (untimed), so only the sends are timed.
-Each phase runs in its own process (a clean peak RSS each); both loads go to fresh graphs of
-one embedded FalkorDB server started here, whose peak RSS is reported too. Not a test.
+Each phase runs in its own process (a clean peak RSS each) against a fresh server started here
+for that run (the embedded FalkorDB, or the local Neo4j of graph_store.local_neo4j), whose peak
+RSS is reported too. Not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import platform
 import resource
+import secrets
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +63,11 @@ def phase_synth(args: argparse.Namespace) -> dict[str, Any]:
 def _store(args: argparse.Namespace, graph: str) -> GraphStore:
     from graph_store import StoreSettings, open_store
 
-    store = open_store(StoreSettings(falkordb_port=args.port, graph_name=graph, timeout_s=600))
+    if args.store == "neo4j":  # the password comes from NEO4J_PASSWORD, set by main()
+        settings = StoreSettings(backend="neo4j", neo4j_uri=args.uri, timeout_s=600)
+    else:
+        settings = StoreSettings(falkordb_port=args.port, graph_name=graph, timeout_s=600)
+    store = open_store(settings)
     store.apply_schema()
     return store
 
@@ -154,6 +164,10 @@ def main() -> None:
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--stores", default="falkordb,neo4j",
+                        help="comma-separated stores to load, each measured the same way")
+    parser.add_argument("--store", help=argparse.SUPPRESS)
+    parser.add_argument("--uri", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--graph", help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=2,
@@ -165,32 +179,37 @@ def main() -> None:
         print(json.dumps(PHASES[args.phase](args)))
         return
 
-    from graph_store.embedded import EmbeddedFalkorDB
-
     work = Path(args.workdir or tempfile.mkdtemp(prefix="donor-match-bench-"))
     data = work / "data"
     results: dict[str, Any] = {
         "donations": args.donations, "donors": args.donors, "nonprofits": args.nonprofits,
         "batch_size": args.batch_size, "machine": f"{platform.machine()}, "
-        f"{len(__import__('os').sched_getaffinity(0))} CPUs, Python {platform.python_version()}",
+        f"{len(os.sched_getaffinity(0))} CPUs, Python {platform.python_version()}",
     }
     results["synth"] = _run_phase("synth", args, ["--data", str(data)])
-    server = EmbeddedFalkorDB(work / "falkordb", _free_port())
-    status = server.start()
+    stores = args.stores.split(",")
+    for store in stores:
+        results[store] = _bench_store(store, args, data, work)
+    args.results.mkdir(parents=True, exist_ok=True)
+    out = args.results / f"ingest-{args.donations}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print("\n\n".join(_markdown(results, store) for store in stores))
+    print(f"\n(results in {out}; data in {work})", file=sys.stderr)
+
+
+def _bench_store(store: str, args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any]:
+    """Alternate the two loads, each into a fresh server, and keep the best of each: the machine
+    is shared, so single runs vary more than the loader's own overhead."""
     runs: dict[str, list[dict[str, Any]]] = {"load": [], "raw": []}
-    try:
-        # Alternate the two loads, each into a fresh graph, and keep the best of each: the
-        # machine is shared, so single runs vary more than the loader's own overhead.
-        for attempt in range(args.repeat):
-            for phase in ("load", "raw"):
-                graph = f"bench_{phase}_{attempt}"
+    server_peak = 0.0
+    for attempt in range(args.repeat):
+        for phase in ("load", "raw"):
+            with _server(store, work / f"{store}-{phase}{attempt}") as (extra, pid):
                 runs[phase].append(_run_phase(phase, args, [
-                    "--data", str(data), "--work", str(work / f"{phase}{attempt}"),
-                    "--port", str(server.port), "--graph", graph]))
-                _drop_graph(server.port, graph)
-        results["server_peak_rss_mb"] = _server_peak_rss_mb(status.pid)
-    finally:
-        server.stop()
+                    "--data", str(data), "--work", str(work / f"{store}-{phase}{attempt}"),
+                    *extra]))
+                server_peak = max(server_peak, _server_peak_rss_mb(pid) or 0.0)
+    results: dict[str, Any] = {"server_peak_rss_mb": server_peak}
     for phase, done in runs.items():
         best = max(done, key=lambda run: run["rows"] / run["seconds"])
         results[phase] = {**best, "peak_rss_mb": max(run["peak_rss_mb"] for run in done),
@@ -199,26 +218,46 @@ def main() -> None:
     results["load_rows_per_s"] = round(load["rows"] / load["seconds"])
     results["raw_rows_per_s"] = round(raw["rows"] / raw["seconds"])
     results["ratio"] = round(results["load_rows_per_s"] / results["raw_rows_per_s"], 3)
-    args.results.mkdir(parents=True, exist_ok=True)
-    out = args.results / f"ingest-{args.donations}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(_markdown(results))
-    print(f"\n(results in {out}; data in {work})", file=sys.stderr)
+    return results
 
 
-def _drop_graph(port: int, graph: str) -> None:
-    """Free the first graph's memory before the raw run (a server command, not Cypher)."""
-    from falkordb import FalkorDB
+@contextlib.contextmanager
+def _server(store: str, directory: Path) -> Iterator[tuple[list[str], int | None]]:
+    """A fresh server of `store` on its own data directory: the phase's arguments and its pid."""
+    if store == "neo4j":
+        from graph_store import StoreSettings
+        from graph_store.local_neo4j import LocalNeo4j
 
-    FalkorDB(host="127.0.0.1", port=port).select_graph(graph).delete()
+        os.environ.setdefault("NEO4J_PASSWORD", secrets.token_urlsafe(24))
+        settings = StoreSettings(
+            backend="neo4j", data_dir=directory, neo4j_uri=f"neo4j://127.0.0.1:{_free_port()}",
+            neo4j_analyst_uri=f"neo4j://127.0.0.1:{_free_port()}",
+            neo4j_analyst_password=os.environ["NEO4J_PASSWORD"],
+        )
+        local = LocalNeo4j(settings)
+        try:
+            main = local.start()[0]
+            yield ["--store", "neo4j", "--uri", settings.neo4j_uri], main.pid
+        finally:
+            local.stop()
+        return
+    from graph_store.embedded import EmbeddedFalkorDB
+
+    server = EmbeddedFalkorDB(directory / "falkordb", _free_port())
+    status = server.start()
+    try:
+        yield ["--store", "falkordb", "--port", str(server.port), "--graph", "bench"], status.pid
+    finally:
+        server.stop()
 
 
-def _markdown(results: dict[str, Any]) -> str:
+def _markdown(all_results: dict[str, Any], store: str) -> str:
+    results = all_results[store]
     load, raw = results["load"], results["raw"]
     lines = [
-        f"{results['donations']:,} donations, {results['donors']:,} donors, "
-        f"{results['nonprofits']:,} nonprofits (batch {results['batch_size']}; "
-        f"{results['machine']}; best of {len(load['all_rows_per_s'])} alternating runs: "
+        f"**{store}**: {all_results['donations']:,} donations, {all_results['donors']:,} donors, "
+        f"{all_results['nonprofits']:,} nonprofits (batch {all_results['batch_size']}; "
+        f"{all_results['machine']}; best of {len(load['all_rows_per_s'])} alternating runs: "
         f"load {load['all_rows_per_s']}, raw {raw['all_rows_per_s']} rows/s)",
         "",
         "| entity | rows | load rows/s | raw rows/s | load/raw |",
@@ -234,9 +273,9 @@ def _markdown(results: dict[str, Any]) -> str:
         f"{results['raw_rows_per_s']:,} | **{results['ratio']:.2f}** |",
         "",
         f"wall (best run): load {load['seconds']:.0f} s, raw sends {raw['seconds']:.0f} s, "
-        f"synth {results['synth']['seconds']:.0f} s; peak RSS: load process "
+        f"synth {all_results['synth']['seconds']:.0f} s; peak RSS: load process "
         f"{load['peak_rss_mb']:.0f} MB, raw process {raw['peak_rss_mb']:.0f} MB, synth "
-        f"{results['synth']['peak_rss_mb']:.0f} MB, FalkorDB server "
+        f"{all_results['synth']['peak_rss_mb']:.0f} MB, {store} server "
         f"{results['server_peak_rss_mb'] or 0:.0f} MB",
     ]
     return "\n".join(lines)

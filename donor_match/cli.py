@@ -20,7 +20,7 @@ from graph_model.config import TrainConfig
 from graph_store import GraphStore, StoreError, StoreSettings, open_store
 
 if TYPE_CHECKING:
-    from graph_store.embedded import EmbeddedFalkorDB
+    from graph_store.embedded import LocalFalkorDB
     from graph_store.local_neo4j import LocalNeo4j
 
 app = typer.Typer(help="Match donors with nonprofits over a graph.", no_args_is_help=True)
@@ -58,14 +58,15 @@ def _progress() -> Progress:
     )
 
 
-def _local_store() -> EmbeddedFalkorDB | LocalNeo4j:
-    """The local servers `store start|stop` manage for the configured backend."""
-    from graph_store.embedded import EmbeddedFalkorDB
+def _local_store() -> LocalFalkorDB | LocalNeo4j:
+    """The local servers `store start|stop` manage for the configured backend: the product's
+    and the analysts'."""
+    from graph_store.embedded import LocalFalkorDB
     from graph_store.local_neo4j import LocalNeo4j, Neo4jSetupError
 
     settings = StoreSettings()
     if settings.backend == "falkordb":
-        return EmbeddedFalkorDB(settings.falkordb_dir, settings.falkordb_port)
+        return LocalFalkorDB(settings)
     try:
         return LocalNeo4j(settings)
     except Neo4jSetupError as exc:
@@ -76,7 +77,8 @@ def _local_store() -> EmbeddedFalkorDB | LocalNeo4j:
 @store_app.command("start")
 def store_start() -> None:
     """Start the local store on 127.0.0.1 (data under DONOR_MATCH_DATA_DIR): the embedded
-    FalkorDB, or with DONOR_MATCH_STORE=neo4j the Neo4j server and the analysts' Neo4j server."""
+    FalkorDB and the analysts' FalkorDB, or with DONOR_MATCH_STORE=neo4j the Neo4j server and the
+    analysts' Neo4j server."""
     from graph_store.local_neo4j import Neo4jSetupError
 
     try:
@@ -84,7 +86,7 @@ def store_start() -> None:
     except (Neo4jSetupError, RuntimeError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
-    for status in statuses if isinstance(statuses, list) else [statuses]:
+    for status in statuses:
         console.print(f"{status.name} running on 127.0.0.1:{status.port} (pid {status.pid}), "
                       f"data in {status.data_dir}")
 

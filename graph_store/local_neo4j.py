@@ -36,7 +36,7 @@ HOST = "127.0.0.1"
 LOCAL_HOSTS = {"localhost", "127.0.0.1"}
 # Bounds the server enforces itself, whatever a client asks: product statements, and analysts'.
 QUERY_TIMEOUT = "60s"
-ANALYST_QUERY_TIMEOUT = "15s"
+ANALYST_QUERY_TIMEOUT = "30s"
 ANALYST_TRANSACTION_MEMORY = "256m"
 # What analysts may call on their server; nothing that reads configuration, files or the network.
 ANALYST_PROCEDURES = (
@@ -82,7 +82,7 @@ class Neo4jServer:
             return None
         if _port_taken(self.port):
             raise Neo4jSetupError(
-                f"port {self.port} of the {self.name} Neo4j server is in use by another process: "
+                f"port {self.port} of the {self.name} server is in use by another process: "
                 f"stop that process, or choose another port in "
                 f"{'NEO4J_ANALYST_URI' if self.name.endswith('analyst') else 'NEO4J_URI'}"
             )
@@ -121,7 +121,7 @@ class Neo4jServer:
         process.kill()
         self._pid_file.unlink(missing_ok=True)
         raise Neo4jSetupError(
-            f"the {self.name} Neo4j server did not start within its wait; see {self.log_file}"
+            f"the {self.name} server did not start within its wait; see {self.log_file}"
         )
 
     def stop(self, wait_s: float = 60.0) -> None:
@@ -157,18 +157,20 @@ class Neo4jServer:
 
     def _failure(self) -> str:
         log = self._log()
-        causes = [line.strip() for line in log.splitlines() if line.startswith("Caused by:")]
-        cause = causes[-1] if causes else (log.strip().splitlines() or ["no output"])[-1]
+        # The innermost cause names the real problem; the outer exceptions only wrap it.
+        errors = [line.strip() for line in log.splitlines()
+                  if re.match(r"(Caused by: |Exception|\S+(Exception|Error)\b)", line)]
+        cause = errors[-1] if errors else (log.strip().splitlines() or ["no output"])[-1]
         if "store_lock" in log or "locked by another process" in log:
-            return (f"the {self.name} Neo4j data directory {self.home} is in use by another "
+            return (f"the {self.name} server's data directory {self.home} is in use by another "
                     f"process: stop it (`donor-match store stop`) first")
         if re.search(r"[Aa]ddress already in use", log):
-            return f"port {self.port} of the {self.name} Neo4j server is in use by another process"
+            return f"port {self.port} of the {self.name} server is in use by another process"
         if re.search(r"(?i)corrupt|inconsisten|not a valid|unable to read|store files|format", log):
-            return (f"the {self.name} Neo4j server could not open its data directory {self.home}"
+            return (f"the {self.name} server could not open its data directory {self.home}"
                     f" ({cause}). If the data is disposable, move that directory aside and start "
                     f"again; otherwise restore it from a backup. Log: {self.log_file}")
-        return f"the {self.name} Neo4j server exited: {cause}. Log: {self.log_file}"
+        return f"the {self.name} server exited: {cause}. Log: {self.log_file}"
 
 
 class LocalNeo4j:
@@ -219,8 +221,8 @@ class LocalNeo4j:
 
     def start(self, wait_s: float = 300.0) -> list[ServerStatus]:
         """Start both servers (each a no-op when it already runs) and wait until they answer."""
-        java, classpath, passwords = find_java(), resolve_classpath(), _passwords(self._settings)
-        started = [(server, server.start(classpath, java, passwords)) for server in self.servers]
+        java, classpath, users = find_java(), resolve_classpath(), passwords(self._settings)
+        started = [(server, server.start(classpath, java, users)) for server in self.servers]
         deadline = time.monotonic() + wait_s
         try:
             for server, process in started:
@@ -239,14 +241,14 @@ class LocalNeo4j:
         return [server.status() for server in self.servers]
 
 
-def find_java() -> Path:
-    """A `java` of version MIN_JAVA or newer: JAVA_HOME's, the PATH's, or one under /usr/lib/jvm."""
+def find_java(jvm_root: Path = Path("/usr/lib/jvm")) -> Path:
+    """A `java` of version MIN_JAVA or newer: JAVA_HOME's, the PATH's, or one under `jvm_root`."""
     candidates = []
     if os.environ.get("JAVA_HOME"):
         candidates.append(Path(os.environ["JAVA_HOME"]) / "bin" / "java")
     if on_path := shutil.which("java"):
         candidates.append(Path(on_path).resolve())
-    candidates += sorted(Path("/usr/lib/jvm").glob("*/bin/java"), reverse=True)
+    candidates += sorted(jvm_root.glob("*/bin/java"), reverse=True)
     found = []
     for java in candidates:
         version = _java_major(java)
@@ -305,8 +307,9 @@ def _java_major(java: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _passwords(settings: StoreSettings) -> dict[str, str]:
-    """Each user's password: the environment's, else one generated for this data directory."""
+def passwords(settings: StoreSettings) -> dict[str, str]:
+    """Each user's password: the environment's, else one generated once for this data directory
+    (0600, where `StoreSettings.neo4j_credentials` finds it)."""
     passwords = {}
     for analysts in (False, True):
         user, password = settings.neo4j_credentials(analysts=analysts)

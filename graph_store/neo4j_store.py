@@ -17,7 +17,7 @@ from graph_store.port import Row
 T = TypeVar("T")
 CHECK_HINT = (
     "Check NEO4J_URI, the user's password (NEO4J_PASSWORD, or NEO4J_ANALYST_PASSWORD for the "
-    "analysts' user) and that Neo4j is running."
+    "analysts' user) and that Neo4j is running (a local one: `donor-match store start`)."
 )
 # A write in a READ session, or beyond the user's privileges (the analyst's reader role).
 REFUSALS = (neo4j.exceptions.Forbidden, neo4j.exceptions.ForbiddenOnReadOnlyDatabase)

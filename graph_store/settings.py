@@ -25,8 +25,12 @@ class StoreSettings(BaseSettings):
     data_dir: Path = Field(Path("var"), validation_alias="DONOR_MATCH_DATA_DIR")
     falkordb_host: str = Field("127.0.0.1", validation_alias="DONOR_MATCH_FALKORDB_HOST")
     falkordb_port: int = Field(6390, ge=1, le=65535, validation_alias="DONOR_MATCH_FALKORDB_PORT")
+    # The analysts' copy has an embedded server of its own (threads, memory, query bounds).
+    falkordb_analyst_port: int = Field(
+        6391, ge=1, le=65535, validation_alias="DONOR_MATCH_FALKORDB_ANALYST_PORT"
+    )
     graph_name: str = Field("donor_match", validation_alias="DONOR_MATCH_GRAPH")
-    # The anonymized copy analysts query: a second graph here, a second database in Neo4j.
+    # The anonymized copy analysts query, on the analysts' server.
     analyst_graph_name: str = Field(
         "donor_match_analyst", validation_alias="DONOR_MATCH_ANALYST_GRAPH"
     )

@@ -120,7 +120,8 @@ class Neo4jServers:
     def stop(self) -> None:
         self._thread.join()
         self.local.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self._error is None:  # else its logs stay for the reader of the error
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 _neo4j: dict[str, Neo4jServers] = {}
@@ -158,6 +159,17 @@ def falkordb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedd
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def falkordb_analyst_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[EmbeddedFalkorDB]:
+    server = EmbeddedFalkorDB(tmp_path_factory.mktemp("falkordb-analyst"), free_port(),
+                              analyst=True)
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def store_settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> StoreSettings:
     return fresh_store_settings(backend, request, tmp_path / "var")
@@ -172,10 +184,10 @@ def fresh_store_settings(
         servers.ready()
         servers.wipe()
         return servers.settings.model_copy(update={"data_dir": data_dir})
-    falkordb_server = request.getfixturevalue("falkordb_server")
     return StoreSettings(
         backend="falkordb",
-        falkordb_port=falkordb_server.port,
+        falkordb_port=request.getfixturevalue("falkordb_server").port,
+        falkordb_analyst_port=request.getfixturevalue("falkordb_analyst_server").port,
         graph_name=f"test_{uuid.uuid4().hex[:12]}",
         analyst_graph_name=f"test_{uuid.uuid4().hex[:12]}_analyst",
         data_dir=data_dir,
@@ -199,6 +211,7 @@ def store_env(settings: StoreSettings) -> dict[str, str]:
             "NEO4J_ANALYST_PASSWORD": settings.neo4j_analyst_password.get_secret_value(),
         }
     return env | {"DONOR_MATCH_FALKORDB_PORT": str(settings.falkordb_port),
+                  "DONOR_MATCH_FALKORDB_ANALYST_PORT": str(settings.falkordb_analyst_port),
                   "DONOR_MATCH_GRAPH": settings.graph_name,
                   "DONOR_MATCH_ANALYST_GRAPH": settings.analyst_graph_name}
 
@@ -236,17 +249,23 @@ def served_graph(backend: str, tmp_path_factory: pytest.TempPathFactory,
                  request: pytest.FixtureRequest) -> ServedGraph:
     """Synthetic graph → store → snapshot → trained TF-GNN model, as `make demo` does it."""
     root = tmp_path_factory.mktemp(f"served-{backend}")
+    events_url = None
     if backend == "neo4j":
         store_settings = neo4j_servers("served").ready()
+        # Neo4j carries no events: API processes share them through a Redis, as deployed; here
+        # the embedded FalkorDB server's.
+        events_url = f"redis://127.0.0.1:{request.getfixturevalue('falkordb_server').port}/0"
     else:
         store_settings = StoreSettings(
             backend="falkordb",
             falkordb_port=request.getfixturevalue("falkordb_server").port,
+            falkordb_analyst_port=request.getfixturevalue("falkordb_analyst_server").port,
             graph_name="served",
             analyst_graph_name="served_analyst",
             timeout_s=10,
         )
-    app_settings = AppSettings(models_dir=root / "models", snapshots_dir=root / "snapshots")
+    app_settings = AppSettings(models_dir=root / "models", snapshots_dir=root / "snapshots",
+                               redis_url=events_url)
     tables = generate(TINY_GRAPH)
     store = open_store(store_settings)
     try:

@@ -17,6 +17,9 @@ from etl.synth import SynthConfig, generate
 from graph_store import Statement, StoreForbiddenError, open_analytics_store, open_store
 from graphql_api.app import create_app
 
+# The API end to end on the production store as well as on the embedded one.
+pytestmark = pytest.mark.backends("falkordb", "neo4j")
+
 ANALYST_GRAPH = SynthConfig(donors=40, nonprofits=8, causes=4, regions=3, donations=200, seed=9)
 QUERY = "query($c: String!, $p: JSON) { analyticsQuery(cypher: $c, params: $p) "
 QUERY += "{ columns rows truncated } }"

@@ -21,6 +21,9 @@ from donor_match.services.matching import match_id
 from donor_match.settings import AuthSettings
 from graph_model.artifacts import current_artifact_dir
 
+# The API end to end on the production store as well as on the embedded one.
+pytestmark = pytest.mark.backends("falkordb", "neo4j")
+
 DONOR, OTHER_DONOR = "donor-000001", "donor-000002"
 NONPROFIT, OTHER_NONPROFIT = "nonprofit-00001", "nonprofit-00002"
 

@@ -2,6 +2,7 @@ import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import org.neo4j.dbms.api.DatabaseManagementService;
@@ -17,6 +18,10 @@ import org.neo4j.graphdb.QueryExecutionException;
  * Usage: java -cp CLASSPATH Neo4jServer.java HOME CONFIG
  */
 public class Neo4jServer {
+    // The server's own transaction timeout is meant for clients' queries; setting up users on a
+    // cold JVM on a busy machine may take longer.
+    private static final Duration SETUP_TIMEOUT = Duration.ofMinutes(5);
+
     public static void main(String[] args) throws Exception {
         try {
             serve(args);
@@ -43,6 +48,14 @@ public class Neo4jServer {
             String[] user = line.split("\t", 2);
             setPassword(system, user[0], user[1]);
         }
+        for (String name : service.listDatabases()) {
+            // A database whose store files cannot be opened fails alone; the server must not
+            // report ready without it.
+            if (!service.database(name).isAvailable(Duration.ofMinutes(5).toMillis())) {
+                throw new IllegalStateException("database " + name + " is not available: its "
+                    + "store files could not be opened (see " + args[0] + "/logs/debug.log)");
+            }
+        }
         System.out.println("donor-match: Neo4j ready");
         System.out.flush();
         stopped.await();
@@ -52,15 +65,17 @@ public class Neo4jServer {
         Map<String, Object> params = Map.of("user", user, "password", password);
         boolean exists = system.executeTransactionally(
             "SHOW USERS YIELD user WHERE user = $user RETURN count(*) AS n", params,
-            result -> ((Number) result.next().get("n")).longValue() > 0);
+            result -> ((Number) result.next().get("n")).longValue() > 0, SETUP_TIMEOUT);
         if (!exists) {
             system.executeTransactionally(
-                "CREATE USER $user SET PASSWORD $password CHANGE NOT REQUIRED", params);
+                "CREATE USER $user SET PASSWORD $password CHANGE NOT REQUIRED", params,
+                result -> null, SETUP_TIMEOUT);
             return;
         }
         try {
             system.executeTransactionally(
-                "ALTER USER $user SET PASSWORD $password CHANGE NOT REQUIRED", params);
+                "ALTER USER $user SET PASSWORD $password CHANGE NOT REQUIRED", params,
+                result -> null, SETUP_TIMEOUT);
         } catch (QueryExecutionException unchanged) {
             // Neo4j refuses to set the password a user already has (the caller checked the length,
             // the other argument error): nothing to change.
