@@ -167,48 +167,73 @@ def etl_load(
     restart: Annotated[
         bool, typer.Option(help="Ignore the checkpoint of a killed run of the same load.")
     ] = False,
+    ts_fallback: Annotated[
+        str, typer.Option(help="Donations from a file without a date column are dated by "
+                          "their initiative's posted date (posted) or the load time "
+                          "(load-time), flagged ts_approximate.")
+    ] = "posted",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Validate and load files into the store (idempotent, resumable; exit 3: too many rejects)."""
-    from etl.pipeline import LoadOptions, run_load
-    from etl.progress import RichProgress, summary_table
-    from etl.sources import SourceError, open_source
-
+    """Validate and load files into the store (idempotent, resumable). Exit 0: loaded; 2: a file
+    is unusable, nothing written; 3: an entity stopped at the reject limit (the others loaded)."""
     try:
-        options = LoadOptions(
-            loads_dir=loads_dir or StoreSettings().data_dir / "loads",
-            batch_size=batch_size, max_reject_rate=max_reject_rate,
-            min_rows_for_rate=min_rows_for_rate, future_tolerance_s=future_tolerance_s,
-            resume=not restart,
-        )
+        options = _load_options(loads_dir, batch_size, max_reject_rate, min_rows_for_rate,
+                                future_tolerance_s, not restart, ts_fallback)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    with _store() as store:
+        report = _run_load(store, fmt, path, mapping, options)
+    summary = report.to_dict()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    if not report.ok:
+        console.print(f"[red]error:[/red] {report.error}")
+        raise typer.Exit({"rejects": 3, "source": 2}.get(report.failure or "", 1))
+
+
+def _load_options(loads_dir: Path | None, batch_size: int, max_reject_rate: float,
+                  min_rows_for_rate: int, future_tolerance_s: float, resume: bool,
+                  ts_fallback: str):  # -> etl.pipeline.LoadOptions (imported lazily)
+    from etl.pipeline import LoadOptions
+
+    return LoadOptions(
+        loads_dir=loads_dir or StoreSettings().data_dir / "loads",
+        batch_size=batch_size, max_reject_rate=max_reject_rate,
+        min_rows_for_rate=min_rows_for_rate, future_tolerance_s=future_tolerance_s,
+        resume=resume, ts_fallback=ts_fallback,
+    )
+
+
+def _run_load(store: GraphStore, fmt: str, path: Path, mapping: Path | None, options):
+    """Check the files, load them with progress bars, print the summary and what the load did
+    without; exit 2 when a file is unusable (before anything is written)."""
+    from etl.pipeline import run_load
+    from etl.progress import RichProgress, summary_notes, summary_table
+    from etl.sources import SourceError, open_source
+
     try:
         source = open_source(fmt, path, mapping)
         source.check()
     except (OSError, SourceError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    with _store() as store:
-        store.apply_schema()
-        with RichProgress(console) as progress:
-            try:
-                report = run_load(store, source, options, path=path, mapping=mapping,
-                                  progress=progress)
-            except (OSError, SourceError) as exc:
-                console.print(f"[red]error:[/red] {exc}")
-                raise typer.Exit(2) from exc
+    store.apply_schema()
+    with RichProgress(console) as progress:
+        try:
+            report = run_load(store, source, options, path=path, mapping=mapping,
+                              progress=progress)
+        except (OSError, SourceError) as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
     summary = report.to_dict()
     console.print(summary_table(summary))
+    for note in summary_notes(summary):
+        console.print(f"note: {note}")
     if report.resumed_batches:
         console.print(f"resumed: {report.resumed_batches} batches were already written")
     if report.rejects:
         console.print(f"{report.rejects} rejects in {report.directory}/rejects.csv")
-    if as_json:
-        typer.echo(json.dumps(summary, indent=2))
-    if not report.ok:
-        console.print(f"[red]error:[/red] {report.error}")
-        raise typer.Exit({"rejects": 3, "source": 2}.get(report.failure or "", 1))
+    return report
 
 
 @etl_app.command("anonymize")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from etl.sources.base import RawBatch, Reject, Source, SourceError
+from etl.sources.base import MissingColumn, RawBatch, Reject, Source, SourceError
 
 FORMATS = ("canonical", "csv", "jsonl", "parquet", "donorschoose", "irs-bmf")
 
@@ -29,4 +29,4 @@ def open_source(fmt: str, path: Path, mapping: Path | None = None) -> Source:
     raise SourceError(path, f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
-__all__ = ["FORMATS", "RawBatch", "Reject", "Source", "SourceError", "open_source"]
+__all__ = ["FORMATS", "MissingColumn", "RawBatch", "Reject", "Source", "SourceError", "open_source"]

@@ -24,6 +24,16 @@ class KnownCsv:
         self._csv = CsvFile(path)
         self._index: dict[str, int] | None = None
 
+    def has(self, name: str) -> bool:
+        """Whether the file has column `name` (required ones always; after `check`)."""
+        if self._index is None:
+            self.check()
+        return name in (self._index or {})
+
+    def absent(self) -> list[str]:
+        """The optional columns the file does not have (after `check`)."""
+        return [name for name in self.optional if not self.has(name)]
+
     def check(self) -> None:
         header = [normalize(name) for name in self._csv.header()]
         missing = [name for name in self.required if name not in header]
