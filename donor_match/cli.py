@@ -292,27 +292,66 @@ def train(
     promote: Annotated[
         bool, typer.Option(help="Serve the new version if it passes the quality gate.")
     ] = True,
+    min_test_donors: Annotated[
+        int, typer.Option(min=1, help="Fewer test donors after the temporal split: the model "
+                          "is registered unevaluated and not served.")
+    ] = TrainConfig.min_test_donors,
 ) -> None:
-    """Train the TF-GNN link predictor and register a new model version (exit 3: gate refused)."""
+    """Train the TF-GNN link predictor and register a new model version.
+
+    Exit 0: trained (and served, with --promote, when the gate passed); 2: the snapshot is not
+    a graph the schema allows, or has nothing to learn from; 3: the gate refused the version (it
+    is registered, not served); 4: the holdout is too small to evaluate it: registered as
+    unevaluated, not served (`donor-match model promote --force VERSION` serves it anyway).
+    """
     settings = AppSettings()
     if snapshot is None:
         from etl.snapshot import export_snapshot
 
         with _store() as store:
             snapshot = export_snapshot(store, settings.snapshots_dir)
+    version_dir = _train_version(snapshot, steps, seed, min_test_donors, track)
+    metrics = json.loads((version_dir / "metrics.json").read_text())
+    evaluation = metrics.get("evaluation") or {}
+    if evaluation.get("status") == "unevaluated":
+        console.print(
+            f"[yellow]evaluation not possible:[/yellow] {evaluation.get('reason')}\n"
+            f"registered {version_dir.name} as unevaluated; it is not served. Serve it anyway "
+            f"with `donor-match model promote --force {version_dir.name}`, or load more "
+            f"donations and train again."
+        )
+        raise typer.Exit(4)
+    if promote:
+        _promote_new(version_dir.name)
+    else:
+        console.print(f"registered {version_dir.name}; serve it with "
+                      f"`donor-match model promote {version_dir.name}`")
+
+
+def _train_version(snapshot: Path, steps: int, seed: int, min_test_donors: int,
+                   track: bool) -> Path:
+    """Train on `snapshot` with progress, print the metrics, log to MLflow; exit 2 when the
+    snapshot is not a graph the schema allows."""
+    from graph_model.snapshot import SnapshotError
     from graph_model.train import train as train_model
 
+    settings = AppSettings()
     losses: list[float] = []
 
     def report(step: int, total: int, loss: float) -> None:
         losses.append(loss)
         progress.update(task, completed=step, description=f"train (loss {loss:.4f})")
 
-    with _progress() as progress:
-        task = progress.add_task("train", total=steps)
-        version_dir = train_model(
-            snapshot, settings.models_dir, TrainConfig(steps=steps, seed=seed), report
-        )
+    try:
+        with _progress() as progress:
+            task = progress.add_task("train", total=steps)
+            version_dir = train_model(
+                snapshot, settings.models_dir,
+                TrainConfig(steps=steps, seed=seed, min_test_donors=min_test_donors), report,
+            )
+    except SnapshotError as exc:
+        console.print(f"[red]error:[/red] snapshot {snapshot}: {exc}")
+        raise typer.Exit(2) from exc
     metrics = json.loads((version_dir / "metrics.json").read_text())
     table = Table("metric", "value", title=f"model {version_dir.name}")
     for key, value in sorted(_flatten(metrics).items()):
@@ -327,11 +366,21 @@ def train(
             tensorboard_dir=settings.tensorboard_dir, losses=losses, source="cli",
         )
         console.print(f"MLflow run {run_id} ({settings.mlflow_tracking_uri})")
-    if promote:
-        model_promote(version_dir.name)
-    else:
-        console.print(f"registered {version_dir.name}; serve it with "
-                      f"`donor-match model promote {version_dir.name}`")
+    return version_dir
+
+
+def _promote_new(version: str) -> None:
+    """Promote a just-trained version through the gate. A first version is served on arrival
+    (bootstrap); if it then fails its gate it is withdrawn, so nothing unjudged stays served."""
+    registry = _registry()
+    if registry.current() == version:
+        report = registry.gate(version)
+        if not report.passed:
+            registry.withdraw(version)
+            console.print(f"[red]refused:[/red] model {version} fails the quality gate: "
+                          + "; ".join(report.reasons) + " (withdrawn: nothing is served)")
+            raise typer.Exit(3)
+    model_promote(version)
 
 
 def _flatten(value: object, prefix: str = "") -> dict[str, object]:
@@ -442,12 +491,16 @@ def model_list(
 @model_app.command("promote")
 def model_promote(
     version: Annotated[str, typer.Argument(help="A version from `model list`.")],
+    force: Annotated[
+        bool, typer.Option(help="Serve it despite the gate's judgement (e.g. an unevaluated "
+                           "model); never a version whose artifacts do not load.")
+    ] = False,
 ) -> None:
     """Serve VERSION if it passes the quality gate (exit 3 and the reasons when it does not)."""
     from graph_model.registry import GateFailedError, RegistryError
 
     try:
-        change = _registry().promote(version)
+        change = _registry().promote(version, force=force)
     except GateFailedError as exc:
         console.print(f"[red]refused:[/red] {exc}")
         raise typer.Exit(3) from exc
@@ -457,6 +510,9 @@ def model_promote(
     if change.action == "unchanged":
         console.print(f"{version} is already served")
     else:
+        if change.gate is not None and not change.gate.passed:
+            console.print("[yellow]forced past the quality gate:[/yellow] "
+                          + "; ".join(change.gate.reasons))
         console.print(f"serving {version} (was {change.previous or 'nothing'}); "
                       "API processes switch within seconds")
 
