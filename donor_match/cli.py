@@ -678,8 +678,14 @@ def demo(
                  for name, t in tables.items()}
         load_tables(store, tables, progress=lambda name, n: progress.advance(tasks[name], n))
     train(snapshot=None, steps=steps, seed=0)
+    _print_try_it(tables["donations"].column("donor_id")[0].as_py())
+    if serve_api:
+        serve(host=None, port=None)
+
+
+def _print_try_it(donor_id: str) -> None:
+    """The GraphiQL address, a donor token and a first query."""
     settings = AppSettings()
-    donor_id = tables["donations"].column("donor_id")[0].as_py()
     if not os.environ.get("DONOR_MATCH_JWT_SECRET"):
         # A throwaway signing key for this demo process only; never written anywhere.
         os.environ["DONOR_MATCH_JWT_SECRET"] = secrets.token_urlsafe(48)
@@ -695,8 +701,92 @@ def demo(
         + SAMPLE_QUERY.format(donor_id=donor_id)
         + "\n"
     )
+
+
+@app.command()
+def quickstart(
+    path: Annotated[Path, typer.Argument(help="Your export: a directory (or a file).")],
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="donorschoose, irs-bmf, canonical, csv, jsonl or parquet."),
+    ] = "donorschoose",
+    mapping: Annotated[
+        Path | None, typer.Option(help="Column-mapping YAML for canonical files.")
+    ] = None,
+    steps: int = TrainConfig.steps,
+    max_reject_rate: Annotated[
+        float, typer.Option(help="An entity whose rejected share exceeds this is not written.")
+    ] = 0.05,
+    ts_fallback: Annotated[
+        str, typer.Option(help="Dates for donations without a date column: posted or "
+                          "load-time.")
+    ] = "posted",
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
+) -> None:
+    """Load your own export into the embedded store, train what the data allows, serve it, and
+    say what could not be done. Exit 0 when it got that far (each shortfall is printed); 2 when
+    the export cannot be read at all."""
+    from etl.snapshot import export_snapshot
+
+    try:
+        options = _load_options(None, 2000, max_reject_rate, 1000, 86_400.0, True, ts_fallback)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    store_start()
+    settings = AppSettings()
+    could_not: list[str] = []
+    with _store() as store:
+        report = _run_load(store, fmt, path, mapping, options)
+        if report.status == "failed":
+            console.print(f"[red]error:[/red] the load failed: {report.error}")
+            raise typer.Exit(1)
+        could_not += [f"{name}: {e.stopped}" for name, e in report.entities.items() if e.stopped]
+        if report.rejects:
+            could_not.append(f"load {report.rejects:,} rows: they were rejected (why: "
+                             f"{report.directory}/rejects.csv)")
+        snapshot = export_snapshot(store, settings.snapshots_dir)
+    counts = json.loads((snapshot / "snapshot.json").read_text()).get("counts", {})
+    console.print("in the graph: " + ", ".join(f"{n:,} {name}" for name, n in counts.items()))
+    served = _quickstart_model(snapshot, steps, could_not)
+    if could_not:
+        console.print("\n[yellow]what the quickstart could not do:[/yellow]")
+        for line in could_not:
+            console.print(f"- {line}")
+    else:
+        console.print("\neverything in the export loaded, and the model passed its gate")
+    if served:
+        import pyarrow.parquet as pq
+
+        donors = pq.read_table(snapshot / "donations.parquet", columns=["donor_id"])
+        _print_try_it(donors.column("donor_id")[0].as_py())
     if serve_api:
         serve(host=None, port=None)
+
+
+def _quickstart_model(snapshot: Path, steps: int, could_not: list[str]) -> bool:
+    """Train on `snapshot` and promote through the gate; True when a model is served. What
+    stands in the way goes into `could_not`."""
+    from graph_model.artifacts import current_version
+
+    version = None
+    try:
+        version = _train_version(snapshot, steps, 0, TrainConfig.min_test_donors, False)
+    except typer.Exit:  # the snapshot is not trainable; the reason is printed
+        could_not.append("train a model: the graph has nothing to learn from (see above)")
+        return False
+    metrics = json.loads((version / "metrics.json").read_text())
+    evaluation = metrics.get("evaluation") or {}
+    if evaluation.get("status") == "unevaluated":
+        could_not.append(
+            f"evaluate the model: {evaluation.get('reason')}. {version.name} is registered "
+            f"as unevaluated and not served; `donor-match model promote --force "
+            f"{version.name}` serves it anyway")
+        return current_version(AppSettings().models_dir) is not None
+    try:
+        _promote_new(version.name)
+    except typer.Exit:
+        could_not.append(f"serve model {version.name}: the quality gate refused it (above)")
+    return current_version(AppSettings().models_dir) is not None
 
 
 if __name__ == "__main__":
