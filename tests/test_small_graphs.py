@@ -258,3 +258,25 @@ def test_cli_train_exits_4_and_promote_force_serves(tmp_path: Path) -> None:
                            "--no-track"], env=env, capture_output=True, text=True, timeout=300,
                           check=False)
     assert none.returncode == 2 and "nothing to learn from: 0 donations" in none.stderr
+
+
+def test_a_first_version_below_popularity_is_withdrawn_by_train(
+    unevaluated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first version is served on arrival (bootstrap); `train --promote` then gates it and
+    withdraws it when it fails, so a useless first model is not left serving."""
+    import typer
+
+    from donor_match import cli
+    from graph_model.artifacts import registry_lock, set_current
+
+    name = _copy_with(unevaluated, tmp_path, "v1", test={"pairs": 400, "donors": 90},
+                      model={"recall@20": 0.1, "ndcg@20": 0.05})
+    with registry_lock(tmp_path):
+        set_current(tmp_path, name, action="bootstrap")
+    monkeypatch.setenv("DONOR_MATCH_MODELS_DIR", str(tmp_path))
+    with pytest.raises(typer.Exit) as info:
+        cli._promote_new(name)
+    assert info.value.exit_code == 3
+    assert not (tmp_path / CURRENT).exists()
+    assert [e["action"] for e in read_history(tmp_path)] == ["bootstrap", "withdraw"]
