@@ -239,12 +239,16 @@ class Validator:
         self._first[spec.name].add(hashes[fresh], payload)
         repeats = np.flatnonzero(~fresh)
         if len(repeats):
-            _, firsts = self._first[spec.name].get(hashes[repeats])
-            for index, (values_hash, where) in zip(repeats, firsts, strict=True):
-                self._repeat(candidates[index], int(values_hash), int(where))
+            found, firsts = self._first[spec.name].get(hashes[repeats])
+            for index, known, (values_hash, where) in zip(repeats, found, firsts, strict=True):
+                self._repeat(candidates[index], int(values_hash), int(where) if known else None)
 
-    def _repeat(self, row: _Row, values_hash: int, where: int) -> None:
-        """`row` repeats the id of the accepted row at `where`: a duplicate or a conflict."""
+    def _repeat(self, row: _Row, values_hash: int, where: int | None) -> None:
+        """`row` repeats the id of the accepted row at `where`: a duplicate or a conflict.
+        (`where` None: an id accepted without its row at hand, e.g. added by a caller.)"""
+        if where is None:
+            row.problems.append(("id", "duplicate id: an earlier row of this load has it"))
+            return
         if _values_hash(row) == values_hash:
             row.duplicate = True
             return
