@@ -345,3 +345,77 @@ def test_cli_says_what_the_load_did_without_and_exits_by_outcome(
     assert summary["status"] == "partial"
     assert summary["entities"]["donors"]["written"] == 3
     assert "donations stopped at the reject limit" in done.stderr
+
+
+OPENDATA_PROJECTS = [
+    {"_projectid": "p1", "_teacher_acctid": "t1", "_schoolid": "s1",
+     "school_ncesid": "060000100001", "school_city": "San Francisco", "school_state": "CA",
+     "school_zip": "94110", "primary_focus_subject": "Literacy",
+     "primary_focus_area": "Literacy & Language", "secondary_focus_subject": "Mathematics",
+     "secondary_focus_area": "Math & Science", "date_posted": "2012-09-01"},
+    {"_projectid": "p2", "_teacher_acctid": "t2", "_schoolid": "s2", "school_ncesid": "",
+     "school_city": "New York", "school_state": "NY", "school_zip": "10026",
+     "primary_focus_subject": "Music", "primary_focus_area": "Music & The Arts",
+     "secondary_focus_subject": "", "secondary_focus_area": "", "date_posted": "2012-11-02"},
+    {"_projectid": "p3", "_teacher_acctid": "t3", "_schoolid": "s1",
+     "school_ncesid": "060000100001", "school_city": "San Francisco", "school_state": "CA",
+     "school_zip": "94110", "primary_focus_subject": "Literacy",
+     "primary_focus_area": "Literacy & Language", "secondary_focus_subject": "",
+     "secondary_focus_area": "", "date_posted": "2013-01-05"},
+]
+OPENDATA_DONATIONS = [
+    {"_donationid": "g1", "_projectid": "p1", "_donor_acctid": "d1", "_cartid": "c1",
+     "donor_city": "San Francisco", "donor_state": "CA", "donor_zip": "941",
+     "is_teacher_acct": "f", "donation_timestamp": "2012-09-10 10:00:00.000",
+     "donation_total": "25.00", "payment_method": "paypal"},
+    {"_donationid": "g2", "_projectid": "p1", "_donor_acctid": "d2", "_cartid": "c2",
+     "donor_city": "Brooklyn", "donor_state": "NY", "donor_zip": "112", "is_teacher_acct": "t",
+     "donation_timestamp": "2012-09-11 10:00:00", "donation_total": "10.00",
+     "payment_method": "creditcard"},
+    {"_donationid": "g3", "_projectid": "p2", "_donor_acctid": "d1", "_cartid": "c3",
+     "donor_city": "San Francisco", "donor_state": "CA", "donor_zip": "941",
+     "is_teacher_acct": "f", "donation_timestamp": "2012-11-05 12:00:00",
+     "donation_total": "100.00", "payment_method": "amazon"},
+    {"_donationid": "g4", "_projectid": "p3", "_donor_acctid": "d3", "_cartid": "c4",
+     "donor_city": "", "donor_state": "", "donor_zip": "", "is_teacher_acct": "f",
+     "donation_timestamp": "2013-01-06 12:00:00", "donation_total": "5.50",
+     "payment_method": "paypal"},
+]
+
+
+@pytest.mark.parametrize("undated", [False, True], ids=["dated", "undated"])
+def test_the_older_donorschoose_export_loads(store: GraphStore, tmp_path: Path,
+                                             undated: bool) -> None:
+    """opendata_projects.csv + opendata_donations.csv: schools and donors repeat on every row
+    of their projects and donations; there are no school names."""
+    directory = tmp_path / "opendata"
+    directory.mkdir()
+    write_csv(directory / "opendata_projects.csv", OPENDATA_PROJECTS)
+    write_csv(directory / "opendata_donations.csv", OPENDATA_DONATIONS,
+              "donation_timestamp" if undated else None)
+    (directory / "opendata_essays.csv").write_text("_projectid,title\np1,Books\n")  # not read
+    report = load(store, directory, tmp_path)
+    assert report.status == "complete" and report.rejects == 0, report.error
+    assert counts(report)["donors"] == (3, 0, 0)  # one row per donor, not per donation
+    assert counts(report)["nonprofits"] == (2, 0, 0)
+    assert ("opendata_projects.csv has no 'school name' column: nonprofits are named after "
+            "their id") in report.notes
+    graph = export_graph(store)
+    schools = nodes(graph, "Nonprofit")
+    assert {k: v["name"] for k, v in schools.items()} == {"s1": "School 060000100001",
+                                                          "s2": "School s2"}
+    assert edges(graph, "LOCATED_IN") == {("s1", "US-CA"), ("s2", "US-NY")}
+    assert edges(graph, "LIVES_IN") == {("d1", "US-CA"), ("d2", "US-NY")}  # d3: no state
+    assert nodes(graph, "Donor")["d2"]["donor_type"] == "teacher"
+    assert ("dc-sub-mathematics", "dc-cat-math-science") in edges(graph, "PART_OF")
+    assert {c for s, c in edges(graph, "WORKS_ON") if s == "s1"} == {
+        "dc-cat-literacy-language", "dc-cat-math-science"}
+    stored = gifts(graph)
+    assert {g: (v["amount"], v["initiative_id"]) for g, v in stored.items()} == {
+        "g1": (25.0, "p1"), "g2": (10.0, "p1"), "g3": (100.0, "p2"), "g4": (5.5, "p3")}
+    if undated:
+        assert stored["g1"]["ts"] == epoch("2012-09-01") and stored["g1"]["ts_approximate"]
+        assert report.entities["donations"].approximate == 4
+    else:
+        assert stored["g1"]["ts"] == epoch("2012-09-10 10:00:00")
+        assert stored["g1"].get("ts_approximate") is None

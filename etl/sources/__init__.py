@@ -20,6 +20,10 @@ def open_source(fmt: str, path: Path, mapping: Path | None = None) -> Source:
         raise SourceError(mapping, f"--mapping applies to canonical files, not to {fmt}")
     if fmt == "donorschoose":
         from etl.sources.donorschoose import DonorsChooseSource
+        from etl.sources.donorschoose_opendata import DonorsChooseOpenDataSource, is_opendata
+
+        if is_opendata(path):
+            return DonorsChooseOpenDataSource(path)
 
         return DonorsChooseSource(path)
     if fmt == "irs-bmf":

@@ -47,6 +47,8 @@ class MissingColumn:
             return f"every {self.entity} row is rejected: amounts are required"
         if self.column == "region_id":
             return f"{self.entity} load without a region"
+        if self.column == "name":
+            return f"{self.entity} are named after their id"
         if self.column == "cause_id":
             return f"{self.entity} load without causes"
         return f"{self.entity} load without {self.column}"

@@ -12,8 +12,9 @@ from etl.sources.files import CsvFile
 
 
 def normalize(name: str) -> str:
-    """`Donor ID`, `Donor.ID`, `donor_id` and ` DONOR  ID ` are the same column."""
-    return re.sub(r"[\s._]+", " ", name.strip()).lower()
+    """`Donor ID`, `Donor.ID`, `donor_id`, `_donor_id` and ` DONOR  ID ` are the same column."""
+    # Stripped again: the older DonorsChoose export writes ids as `_projectid`.
+    return re.sub(r"[\s._]+", " ", name.strip()).strip().lower()
 
 
 class KnownCsv:
