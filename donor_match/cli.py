@@ -188,48 +188,73 @@ def etl_load(
     restart: Annotated[
         bool, typer.Option(help="Ignore the checkpoint of a killed run of the same load.")
     ] = False,
+    ts_fallback: Annotated[
+        str, typer.Option(help="Donations from a file without a date column are dated by "
+                          "their initiative's posted date (posted) or the load time "
+                          "(load-time), flagged ts_approximate.")
+    ] = "posted",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Validate and load files into the store (idempotent, resumable; exit 3: too many rejects)."""
-    from etl.pipeline import LoadOptions, run_load
-    from etl.progress import RichProgress, summary_table
-    from etl.sources import SourceError, open_source
-
+    """Validate and load files into the store (idempotent, resumable). Exit 0: loaded; 2: a file
+    is unusable, nothing written; 3: an entity stopped at the reject limit (the others loaded)."""
     try:
-        options = LoadOptions(
-            loads_dir=loads_dir or StoreSettings().data_dir / "loads",
-            batch_size=batch_size, max_reject_rate=max_reject_rate,
-            min_rows_for_rate=min_rows_for_rate, future_tolerance_s=future_tolerance_s,
-            resume=not restart,
-        )
+        options = _load_options(loads_dir, batch_size, max_reject_rate, min_rows_for_rate,
+                                future_tolerance_s, not restart, ts_fallback)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    with _store() as store:
+        report = _run_load(store, fmt, path, mapping, options)
+    summary = report.to_dict()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    if not report.ok:
+        console.print(f"[red]error:[/red] {report.error}")
+        raise typer.Exit({"rejects": 3, "source": 2}.get(report.failure or "", 1))
+
+
+def _load_options(loads_dir: Path | None, batch_size: int, max_reject_rate: float,
+                  min_rows_for_rate: int, future_tolerance_s: float, resume: bool,
+                  ts_fallback: str):  # -> etl.pipeline.LoadOptions (imported lazily)
+    from etl.pipeline import LoadOptions
+
+    return LoadOptions(
+        loads_dir=loads_dir or StoreSettings().data_dir / "loads",
+        batch_size=batch_size, max_reject_rate=max_reject_rate,
+        min_rows_for_rate=min_rows_for_rate, future_tolerance_s=future_tolerance_s,
+        resume=resume, ts_fallback=ts_fallback,
+    )
+
+
+def _run_load(store: GraphStore, fmt: str, path: Path, mapping: Path | None, options):
+    """Check the files, load them with progress bars, print the summary and what the load did
+    without; exit 2 when a file is unusable (before anything is written)."""
+    from etl.pipeline import run_load
+    from etl.progress import RichProgress, summary_notes, summary_table
+    from etl.sources import SourceError, open_source
+
     try:
         source = open_source(fmt, path, mapping)
         source.check()
     except (OSError, SourceError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    with _store() as store:
-        store.apply_schema()
-        with RichProgress(console) as progress:
-            try:
-                report = run_load(store, source, options, path=path, mapping=mapping,
-                                  progress=progress)
-            except (OSError, SourceError) as exc:
-                console.print(f"[red]error:[/red] {exc}")
-                raise typer.Exit(2) from exc
+    store.apply_schema()
+    with RichProgress(console) as progress:
+        try:
+            report = run_load(store, source, options, path=path, mapping=mapping,
+                              progress=progress)
+        except (OSError, SourceError) as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
     summary = report.to_dict()
     console.print(summary_table(summary))
+    for note in summary_notes(summary):
+        console.print(f"note: {note}")
     if report.resumed_batches:
         console.print(f"resumed: {report.resumed_batches} batches were already written")
     if report.rejects:
         console.print(f"{report.rejects} rejects in {report.directory}/rejects.csv")
-    if as_json:
-        typer.echo(json.dumps(summary, indent=2))
-    if not report.ok:
-        console.print(f"[red]error:[/red] {report.error}")
-        raise typer.Exit({"rejects": 3, "source": 2}.get(report.failure or "", 1))
+    return report
 
 
 @etl_app.command("anonymize")
@@ -288,27 +313,66 @@ def train(
     promote: Annotated[
         bool, typer.Option(help="Serve the new version if it passes the quality gate.")
     ] = True,
+    min_test_donors: Annotated[
+        int, typer.Option(min=1, help="Fewer test donors after the temporal split: the model "
+                          "is registered unevaluated and not served.")
+    ] = TrainConfig.min_test_donors,
 ) -> None:
-    """Train the TF-GNN link predictor and register a new model version (exit 3: gate refused)."""
+    """Train the TF-GNN link predictor and register a new model version.
+
+    Exit 0: trained (and served, with --promote, when the gate passed); 2: the snapshot is not
+    a graph the schema allows, or has nothing to learn from; 3: the gate refused the version (it
+    is registered, not served); 4: the holdout is too small to evaluate it: registered as
+    unevaluated, not served (`donor-match model promote --force VERSION` serves it anyway).
+    """
     settings = AppSettings()
     if snapshot is None:
         from etl.snapshot import export_snapshot
 
         with _store() as store:
             snapshot = export_snapshot(store, settings.snapshots_dir)
+    version_dir = _train_version(snapshot, steps, seed, min_test_donors, track)
+    metrics = json.loads((version_dir / "metrics.json").read_text())
+    evaluation = metrics.get("evaluation") or {}
+    if evaluation.get("status") == "unevaluated":
+        console.print(
+            f"[yellow]evaluation not possible:[/yellow] {evaluation.get('reason')}\n"
+            f"registered {version_dir.name} as unevaluated; it is not served. Serve it anyway "
+            f"with `donor-match model promote --force {version_dir.name}`, or load more "
+            f"donations and train again."
+        )
+        raise typer.Exit(4)
+    if promote:
+        _promote_new(version_dir.name)
+    else:
+        console.print(f"registered {version_dir.name}; serve it with "
+                      f"`donor-match model promote {version_dir.name}`")
+
+
+def _train_version(snapshot: Path, steps: int, seed: int, min_test_donors: int,
+                   track: bool) -> Path:
+    """Train on `snapshot` with progress, print the metrics, log to MLflow; exit 2 when the
+    snapshot is not a graph the schema allows."""
+    from graph_model.snapshot import SnapshotError
     from graph_model.train import train as train_model
 
+    settings = AppSettings()
     losses: list[float] = []
 
     def report(step: int, total: int, loss: float) -> None:
         losses.append(loss)
         progress.update(task, completed=step, description=f"train (loss {loss:.4f})")
 
-    with _progress() as progress:
-        task = progress.add_task("train", total=steps)
-        version_dir = train_model(
-            snapshot, settings.models_dir, TrainConfig(steps=steps, seed=seed), report
-        )
+    try:
+        with _progress() as progress:
+            task = progress.add_task("train", total=steps)
+            version_dir = train_model(
+                snapshot, settings.models_dir,
+                TrainConfig(steps=steps, seed=seed, min_test_donors=min_test_donors), report,
+            )
+    except SnapshotError as exc:
+        console.print(f"[red]error:[/red] snapshot {snapshot}: {exc}")
+        raise typer.Exit(2) from exc
     metrics = json.loads((version_dir / "metrics.json").read_text())
     table = Table("metric", "value", title=f"model {version_dir.name}")
     for key, value in sorted(_flatten(metrics).items()):
@@ -323,11 +387,21 @@ def train(
             tensorboard_dir=settings.tensorboard_dir, losses=losses, source="cli",
         )
         console.print(f"MLflow run {run_id} ({settings.mlflow_tracking_uri})")
-    if promote:
-        model_promote(version_dir.name)
-    else:
-        console.print(f"registered {version_dir.name}; serve it with "
-                      f"`donor-match model promote {version_dir.name}`")
+    return version_dir
+
+
+def _promote_new(version: str) -> None:
+    """Promote a just-trained version through the gate. A first version is served on arrival
+    (bootstrap); if it then fails its gate it is withdrawn, so nothing unjudged stays served."""
+    registry = _registry()
+    if registry.current() == version:
+        report = registry.gate(version)
+        if not report.passed:
+            registry.withdraw(version)
+            console.print(f"[red]refused:[/red] model {version} fails the quality gate: "
+                          + "; ".join(report.reasons) + " (withdrawn: nothing is served)")
+            raise typer.Exit(3)
+    model_promote(version)
 
 
 def _flatten(value: object, prefix: str = "") -> dict[str, object]:
@@ -438,12 +512,16 @@ def model_list(
 @model_app.command("promote")
 def model_promote(
     version: Annotated[str, typer.Argument(help="A version from `model list`.")],
+    force: Annotated[
+        bool, typer.Option(help="Serve it despite the gate's judgement (e.g. an unevaluated "
+                           "model); never a version whose artifacts do not load.")
+    ] = False,
 ) -> None:
     """Serve VERSION if it passes the quality gate (exit 3 and the reasons when it does not)."""
     from graph_model.registry import GateFailedError, RegistryError
 
     try:
-        change = _registry().promote(version)
+        change = _registry().promote(version, force=force)
     except GateFailedError as exc:
         console.print(f"[red]refused:[/red] {exc}")
         raise typer.Exit(3) from exc
@@ -453,6 +531,9 @@ def model_promote(
     if change.action == "unchanged":
         console.print(f"{version} is already served")
     else:
+        if change.gate is not None and not change.gate.passed:
+            console.print("[yellow]forced past the quality gate:[/yellow] "
+                          + "; ".join(change.gate.reasons))
         console.print(f"serving {version} (was {change.previous or 'nothing'}); "
                       "API processes switch within seconds")
 
@@ -618,8 +699,14 @@ def demo(
                  for name, t in tables.items()}
         load_tables(store, tables, progress=lambda name, n: progress.advance(tasks[name], n))
     train(snapshot=None, steps=steps, seed=0)
+    _print_try_it(tables["donations"].column("donor_id")[0].as_py())
+    if serve_api:
+        serve(host=None, port=None)
+
+
+def _print_try_it(donor_id: str) -> None:
+    """The GraphiQL address, a donor token and a first query."""
     settings = AppSettings()
-    donor_id = tables["donations"].column("donor_id")[0].as_py()
     if not os.environ.get("DONOR_MATCH_JWT_SECRET"):
         # A throwaway signing key for this demo process only; never written anywhere.
         os.environ["DONOR_MATCH_JWT_SECRET"] = secrets.token_urlsafe(48)
@@ -635,8 +722,92 @@ def demo(
         + SAMPLE_QUERY.format(donor_id=donor_id)
         + "\n"
     )
+
+
+@app.command()
+def quickstart(
+    path: Annotated[Path, typer.Argument(help="Your export: a directory (or a file).")],
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="donorschoose, irs-bmf, canonical, csv, jsonl or parquet."),
+    ] = "donorschoose",
+    mapping: Annotated[
+        Path | None, typer.Option(help="Column-mapping YAML for canonical files.")
+    ] = None,
+    steps: int = TrainConfig.steps,
+    max_reject_rate: Annotated[
+        float, typer.Option(help="An entity whose rejected share exceeds this is not written.")
+    ] = 0.05,
+    ts_fallback: Annotated[
+        str, typer.Option(help="Dates for donations without a date column: posted or "
+                          "load-time.")
+    ] = "posted",
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
+) -> None:
+    """Load your own export into the embedded store, train what the data allows, serve it, and
+    say what could not be done. Exit 0 when it got that far (each shortfall is printed); 2 when
+    the export cannot be read at all."""
+    from etl.snapshot import export_snapshot
+
+    try:
+        options = _load_options(None, 2000, max_reject_rate, 1000, 86_400.0, True, ts_fallback)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    store_start()
+    settings = AppSettings()
+    could_not: list[str] = []
+    with _store() as store:
+        report = _run_load(store, fmt, path, mapping, options)
+        if report.status == "failed":
+            console.print(f"[red]error:[/red] the load failed: {report.error}")
+            raise typer.Exit(1)
+        could_not += [f"{name}: {e.stopped}" for name, e in report.entities.items() if e.stopped]
+        if report.rejects:
+            could_not.append(f"load {report.rejects:,} rows: they were rejected (why: "
+                             f"{report.directory}/rejects.csv)")
+        snapshot = export_snapshot(store, settings.snapshots_dir)
+    counts = json.loads((snapshot / "snapshot.json").read_text()).get("counts", {})
+    console.print("in the graph: " + ", ".join(f"{n:,} {name}" for name, n in counts.items()))
+    served = _quickstart_model(snapshot, steps, could_not)
+    if could_not:
+        console.print("\n[yellow]what the quickstart could not do:[/yellow]")
+        for line in could_not:
+            console.print(f"- {line}")
+    else:
+        console.print("\neverything in the export loaded, and the model passed its gate")
+    if served:
+        import pyarrow.parquet as pq
+
+        donors = pq.read_table(snapshot / "donations.parquet", columns=["donor_id"])
+        _print_try_it(donors.column("donor_id")[0].as_py())
     if serve_api:
         serve(host=None, port=None)
+
+
+def _quickstart_model(snapshot: Path, steps: int, could_not: list[str]) -> bool:
+    """Train on `snapshot` and promote through the gate; True when a model is served. What
+    stands in the way goes into `could_not`."""
+    from graph_model.artifacts import current_version
+
+    version = None
+    try:
+        version = _train_version(snapshot, steps, 0, TrainConfig.min_test_donors, False)
+    except typer.Exit:  # the snapshot is not trainable; the reason is printed
+        could_not.append("train a model: the graph has nothing to learn from (see above)")
+        return False
+    metrics = json.loads((version / "metrics.json").read_text())
+    evaluation = metrics.get("evaluation") or {}
+    if evaluation.get("status") == "unevaluated":
+        could_not.append(
+            f"evaluate the model: {evaluation.get('reason')}. {version.name} is registered "
+            f"as unevaluated and not served; `donor-match model promote --force "
+            f"{version.name}` serves it anyway")
+        return current_version(AppSettings().models_dir) is not None
+    try:
+        _promote_new(version.name)
+    except typer.Exit:
+        could_not.append(f"serve model {version.name}: the quality gate refused it (above)")
+    return current_version(AppSettings().models_dir) is not None
 
 
 if __name__ == "__main__":

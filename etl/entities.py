@@ -134,6 +134,9 @@ ENTITIES: dict[str, Entity] = {
                 Column("amount", Kind.AMOUNT, required=True),
                 Column("ts", Kind.TIMESTAMP, required=True),
                 Column("recurring", Kind.BOOL),
+                # True when the file had no donation date and the load supplied one (the
+                # initiative's posted date or the load time): see etl.validate.
+                Column("ts_approximate", Kind.BOOL),
             ),
         ),
     )

@@ -2,8 +2,11 @@
 
 One thread reads and validates (CPU) while the caller's thread writes batches (the store's
 time), so validation costs little wall time. Per batch, before anything is written, the
-cumulative reject rate of its entity is checked: over the limit, the load stops and that batch
-is not written. After each written batch a checkpoint records progress; a re-run of a killed
+cumulative reject rate of its entity (over its whole input so far) is checked once
+`min_rows_for_rate` rows were read: over the limit, that entity stops: this batch and its later
+ones are validated (the rejects file and counts stay complete) but not written, and rows of
+later entities that reference its unwritten ids are refused. The other entities load; the
+load ends `partial`. After each written batch a checkpoint records progress; a re-run of a killed
 load (same load id) skips the batches already written and re-validates everything else, so the
 reject file and the summary are complete and the graph ends exactly as after one clean run.
 """
@@ -26,7 +29,7 @@ from etl import manifest as mf
 from etl.entities import UNREFERENCED
 from etl.repeats import repeated_hashes, source_ids
 from etl.sources.base import Reject, Source, SourceError
-from etl.validate import DEFAULT_FUTURE_TOLERANCE_S, Checked, Validator
+from etl.validate import DEFAULT_FUTURE_TOLERANCE_S, TS_FALLBACKS, Checked, Validator
 from etl.writer import donation_endpoints, existing_ids, write_batch
 from graph_store import GraphStore, StoreError
 
@@ -45,8 +48,13 @@ class LoadOptions:
     future_tolerance_s: float = DEFAULT_FUTURE_TOLERANCE_S
     now: float | None = None  # validation clock (tests pin it); default: the start time
     resume: bool = True  # skip batches a killed run of the same load already wrote
+    # Donations from a file without a date column: dated by their initiative's posted date
+    # ("posted", else the load time) or by the load time ("load-time"); flagged approximate.
+    ts_fallback: str = "posted"
 
     def __post_init__(self) -> None:
+        if self.ts_fallback not in TS_FALLBACKS:
+            raise ValueError(f"ts_fallback must be one of {', '.join(TS_FALLBACKS)}")
         if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if not 0.0 <= self.max_reject_rate <= 1.0:
@@ -67,6 +75,10 @@ class EntityReport:
     written: int = 0
     changed: int = 0
     unmatched: int = 0
+    duplicates: int = 0  # rows repeating an earlier row exactly: skipped, not rejected
+    approximate: int = 0  # accepted rows whose date the load supplied (ts_approximate)
+    withheld: int = 0  # accepted rows not written: the entity stopped at the reject limit
+    stopped: str | None = None  # why the entity's writes stopped, if they did
     batches: int = 0
     skipped_batches: int = 0  # already written by a killed run of this load
     seconds: float = 0.0
@@ -80,10 +92,12 @@ class EntityReport:
 class LoadReport:
     load_id: str
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # this attempt
-    status: str = "running"  # complete | failed
+    # complete | partial (some entities stopped at the reject limit, the rest loaded) | failed
+    status: str = "running"
     failure: str | None = None  # rejects | source | store
     error: str | None = None
     entities: dict[str, EntityReport] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the load did without missing columns
     directory: Path | None = None
     rejects: int = 0
     resumed_batches: int = 0
@@ -106,6 +120,7 @@ class LoadReport:
                 name: {**asdict(e), "rows_per_s": round(e.rows_per_s, 1)}
                 for name, e in self.entities.items()
             },
+            "notes": self.notes,
             "directory": str(self.directory) if self.directory else None,
             "rejects": self.rejects,
             "resumed_batches": self.resumed_batches,
@@ -115,16 +130,13 @@ class LoadReport:
         }
 
 
-class _RejectRateExceeded(Exception):
-    pass
-
-
 @dataclass
 class _Item:
     entity: str
     index: int
     checked: Checked
     final: bool
+    stopped: str | None = None  # set: the entity is over its reject limit; do not write
 
 
 _DONE = object()
@@ -167,6 +179,8 @@ def run_load(
     directory = options.loads_dir / load_id
     directory.mkdir(parents=True, exist_ok=True)
     report = LoadReport(load_id, directory=directory, started_at=mf.now_iso())
+    missing = source.missing()
+    report.notes = [m.note(options.ts_fallback) for m in missing]
     checkpoint = _checkpoint(directory, load_id, options)
     now = float(checkpoint["now"])
     document: dict[str, Any] = {
@@ -178,6 +192,7 @@ def run_load(
             "max_reject_rate": options.max_reject_rate,
             "min_rows_for_rate": options.min_rows_for_rate,
             "future_tolerance_s": options.future_tolerance_s,
+            "ts_fallback": options.ts_fallback,
             "validation_clock": now,
         },
         "runs": (mf.read_json(directory / mf.MANIFEST) or {}).get("runs", []),
@@ -187,14 +202,20 @@ def run_load(
     try:
         store.ping()  # connect before two threads share the store
         validator = Validator(now, options.future_tolerance_s,
-                              lambda entity, ids: existing_ids(store, entity, ids))
+                              lambda entity, ids: existing_ids(store, entity, ids),
+                              ts_fallback=options.ts_fallback)
+        if any(m.entity == "donations" and m.column == "ts" for m in missing):
+            validator.remember_posted()
         _write_all(store, source, options, validator, checkpoint, directory, report, rejects,
                    progress)
-        report.status = "complete"
+        stopped = [e.stopped for e in report.entities.values() if e.stopped]
+        if stopped:
+            report.status, report.failure = "partial", "rejects"
+            report.error = "; ".join(stopped)
+        else:
+            report.status = "complete"
         checkpoint["complete"] = True
         mf.write_json_atomic(directory / mf.CHECKPOINT, checkpoint)
-    except _RejectRateExceeded as exc:
-        report.status, report.failure, report.error = "failed", "rejects", str(exc)
     except SourceError as exc:
         report.status, report.failure, report.error = "failed", "source", str(exc)
     except StoreError as exc:
@@ -238,6 +259,7 @@ def _save_manifest(directory: Path, document: dict[str, Any], report: LoadReport
         "started_at": report.started_at,
         "ended_at": report.ended_at or None,
         "entities": summary["entities"],
+        "notes": summary["notes"],
         "rejects": {"file": mf.REJECTS, "count": report.rejects},
     })
     mf.write_json_atomic(directory / mf.MANIFEST, document)
@@ -311,8 +333,22 @@ def _produce(source: Source, options: LoadOptions, validator: Validator,
             if entity in repeats:
                 validator.limit_duplicates_to(entity, repeats[entity].result())
             checked = validator.run(entity, source.batches(entity, options.batch_size))
+            read = rejected = 0
+            stopped: str | None = None
             for index, (batch, final) in enumerate(_with_last(checked)):
-                if not put(_Item(entity, index, batch, final)):
+                read, rejected = read + batch.read, rejected + batch.rejected
+                judged = read >= options.min_rows_for_rate or final
+                if (stopped is None and judged and read
+                        and rejected / read > options.max_reject_rate):
+                    stopped = (
+                        f"{entity}: {rejected} of {read} rows rejected "
+                        f"({rejected / read:.1%}), more than the allowed "
+                        f"{options.max_reject_rate:.1%}; batch {index + 1} and later were not "
+                        f"written, the other entities were"
+                    )
+                if stopped is not None:
+                    validator.withhold(entity, [row["id"] for row in batch.rows if "id" in row])
+                if not put(_Item(entity, index, batch, final, stopped)):
                     return
         put(_DONE)
     except BaseException as exc:  # handed to the writer thread, which re-raises it
@@ -341,17 +377,15 @@ def _write_item(
     stats = report.entities[entity]
     stats.read += checked.read
     stats.rejected += checked.rejected
+    stats.duplicates += checked.duplicates
+    stats.approximate += checked.approximate
     stats.batches += 1
     stats.accepted += len(checked.rows)
     rejects.write(checked.rejects)
-    judged = stats.read >= options.min_rows_for_rate or item.final
-    if judged and stats.read and stats.rejected / stats.read > options.max_reject_rate:
-        raise _RejectRateExceeded(
-            f"{entity}: {stats.rejected} of {stats.read} rows rejected "
-            f"({stats.rejected / stats.read:.1%}), more than the allowed "
-            f"{options.max_reject_rate:.1%}; batch {item.index + 1} and later were not written "
-            f"(see {directory / mf.REJECTS})"
-        )
+    if item.stopped is not None:
+        stats.stopped = f"{item.stopped} (see {directory / mf.REJECTS})"
+        stats.withheld += len(checked.rows)
+        return
     done = checkpoint["done"]
     if item.index < done.get(entity, 0):
         stats.skipped_batches += 1

@@ -68,9 +68,27 @@ class RichProgress:
 
 def summary_table(report: dict) -> Table:
     """Accepted/rejected per entity, as the CLI prints it after a load."""
-    table = Table("entity", "read", "accepted", "rejected", "written", "changed", "rows/s",
-                  title=f"load {report['load_id']}: {report['status']}")
+    table = Table("entity", "read", "accepted", "rejected", "duplicates", "written", "changed",
+                  "rows/s", title=f"load {report['load_id']}: {report['status']}")
     for name, e in report["entities"].items():
+        written = f"{e['written']:,}" + (" (stopped)" if e.get("stopped") else "")
         table.add_row(name, f"{e['read']:,}", f"{e['accepted']:,}", f"{e['rejected']:,}",
-                      f"{e['written']:,}", f"{e['changed']:,}", f"{e['rows_per_s']:,.0f}")
+                      f"{e.get('duplicates', 0):,}", written, f"{e['changed']:,}",
+                      f"{e['rows_per_s']:,.0f}")
     return table
+
+
+def summary_notes(report: dict) -> list[str]:
+    """What the load did without missing columns, with repeats and at the reject limit."""
+    notes = list(report.get("notes", []))
+    for name, e in report["entities"].items():
+        if e.get("duplicates"):
+            notes.append(f"{name}: {e['duplicates']:,} rows repeated an earlier row exactly "
+                         f"and were skipped (not rejects)")
+        if e.get("approximate"):
+            notes.append(f"{name}: {e['approximate']:,} rows have an approximate date "
+                         f"(ts_approximate)")
+        if e.get("stopped"):
+            notes.append(f"{name} stopped at the reject limit: {e['stopped']}; "
+                         f"{e.get('withheld', 0):,} accepted rows were not written")
+    return notes

@@ -100,11 +100,13 @@ def write_artifact(
     gift_donors: np.ndarray,
     gift_nonprofits: np.ndarray,
     metrics: dict[str, Any],
+    serve_if_first: bool = True,
 ) -> Path:
     """Write a new version; returns the version directory.
 
     The version is built in a hidden staging directory and renamed into place, so readers never
-    see a half-written version. CURRENT is pointed at it only when no version is served yet.
+    see a half-written version. CURRENT is pointed at it only when no version is served yet and
+    `serve_if_first` (False for a version its holdout could not evaluate).
     """
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{snapshot_hash[:8]}"
     artifacts_root.mkdir(parents=True, exist_ok=True)
@@ -130,7 +132,7 @@ def write_artifact(
     with registry_lock(artifacts_root):
         # The first version of an empty registry is served at once (there is nothing to compare
         # it with); later ones are candidates until `donor-match model promote` passes the gate.
-        if current_version(artifacts_root) is None:
+        if serve_if_first and current_version(artifacts_root) is None:
             set_current(artifacts_root, version, action="bootstrap")
     return final
 

@@ -32,10 +32,12 @@ EMBED_NONPROFITS = "embed_nonprofits"
 
 
 def _table(ids: Sequence[str]) -> tf.lookup.StaticHashTable:
+    # TF cannot build an empty table (a graph without causes or regions): "" is never an id and
+    # maps to -1, as every unknown id does.
+    keys = list(ids) or [""]
+    values = tf.range(len(ids), dtype=tf.int64) if ids else tf.constant([-1], tf.int64)
     return tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(
-            tf.constant(list(ids), tf.string), tf.range(len(ids), dtype=tf.int64)
-        ),
+        tf.lookup.KeyValueTensorInitializer(tf.constant(keys, tf.string), values),
         default_value=-1,
     )
 

@@ -28,6 +28,9 @@ class TrainConfig:
     # "auto": MultiWorkerMirroredStrategy when TF_CONFIG is set, MirroredStrategy with several
     # GPUs, else the default (single-device) strategy.
     distribution: str = "auto"
+    # Fewer test donors than this after the temporal split and the model is registered as
+    # unevaluated, never promoted automatically (graph_model.evaluability).
+    min_test_donors: int = 20
 
     def __post_init__(self) -> None:
         if self.distribution not in DISTRIBUTIONS:

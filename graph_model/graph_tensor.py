@@ -46,16 +46,16 @@ def graph_from_edges(
 def training_edges(
     snapshot: Snapshot, pairs: TrainPairs
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Every edge set of the training graph as (source, target) index arrays."""
+    """Every edge set of the training graph as (source, target) index arrays. A donor or
+    nonprofit without a region (NO_REGION) has no region edge."""
+    donors = np.flatnonzero(snapshot.donor_region >= 0)
+    nonprofits = np.flatnonzero(snapshot.nonprofit_region >= 0)
     return {
         schema.DONATED: (pairs.donor, pairs.nonprofit),
         schema.DONOR_CAUSE: (snapshot.donor_causes[:, 0], snapshot.donor_causes[:, 1]),
         schema.NONPROFIT_CAUSE: (snapshot.nonprofit_causes[:, 0], snapshot.nonprofit_causes[:, 1]),
-        schema.DONOR_REGION: (np.arange(len(snapshot.donor_ids)), snapshot.donor_region),
-        schema.NONPROFIT_REGION: (
-            np.arange(len(snapshot.nonprofit_ids)),
-            snapshot.nonprofit_region,
-        ),
+        schema.DONOR_REGION: (donors, snapshot.donor_region[donors]),
+        schema.NONPROFIT_REGION: (nonprofits, snapshot.nonprofit_region[nonprofits]),
     }
 
 

@@ -102,7 +102,8 @@ def build_model(
             log_degree = tf.math.log1p(tf.cast(node_set[DEGREE], tf.float32))[:, None]
             shared = tf_keras.layers.Embedding(1, embedding_dim)(tf.zeros_like(index))
             return shared + tf_keras.layers.Dense(embedding_dim)(log_degree)
-        return tf_keras.layers.Embedding(num_nodes[node_set_name], embedding_dim)(index)
+        # At least one row: a graph may have no causes or no regions (the schema allows it).
+        return tf_keras.layers.Embedding(max(1, num_nodes[node_set_name]), embedding_dim)(index)
 
     # Node and edge counts vary: training hides a random subset of donation edges on every step,
     # and cold-start serving appends new donors and nonprofits to the training graph.

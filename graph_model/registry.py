@@ -25,6 +25,7 @@ from graph_model.artifacts import (
     registry_lock,
     set_current,
 )
+from graph_model.evaluability import DEFAULT_MIN_TEST_DONORS, judge_metrics
 
 # The headline metrics the gate compares; both are in every version's metrics.json.
 GATE_METRICS = ("recall", "ndcg")
@@ -44,6 +45,8 @@ class GateReport:
     reasons: list[str]  # why the version may not be served; empty when it passed
     compared_with: str | None  # the production version it was measured against, if any
     figures: dict[str, float] = field(default_factory=dict)
+    # Among the reasons, those that even `promote --force` does not override (it does not load).
+    blocking: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -100,14 +103,17 @@ class Registry:
         root: Path,
         tolerance: float = 0.05,
         loader: Callable[[Path], ModelArtifact] = load_artifact,
+        min_test_donors: int = DEFAULT_MIN_TEST_DONORS,
     ) -> None:
         """`tolerance`: how far (relative) a candidate's Recall/NDCG may fall below the
         production model's before promotion is refused. `loader` is the API's artifact loader,
-        so a version that passes the gate is one the API can serve."""
+        so a version that passes the gate is one the API can serve. `min_test_donors`: fewer
+        and its evaluation cannot judge a version."""
         if not 0 <= tolerance < 1:
             raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
         self.root = root
         self.tolerance = tolerance
+        self.min_test_donors = min_test_donors
         self._loader = loader
 
     def current(self) -> str | None:
@@ -160,17 +166,20 @@ class Registry:
         return matches[-1] if matches else None
 
     def gate(self, version: str) -> GateReport:
-        """Check a version: it loads as the API loads it, beats the popularity baseline of its
-        own evaluation, and is not worse than the production model beyond the tolerance."""
+        """Check a version: it loads as the API loads it, its evaluation can judge it (test pairs
+        and enough test donors), it beats the popularity baseline of its own evaluation, and is
+        not worse than the production model beyond the tolerance."""
         info = self.version(version)
-        reasons: list[str] = []
         figures: dict[str, float] = {}
         try:
             artifact = self._loader(self.root / version)
-            reasons += _unservable(artifact)
+            blocking = _unservable(artifact)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            reasons.append(f"its artifacts do not load ({type(exc).__name__}: {exc})")
-        for name in GATE_METRICS:
+            blocking = [f"its artifacts do not load ({type(exc).__name__}: {exc})"]
+        reasons = list(blocking)
+        unjudged = judge_metrics(info.metrics, self.min_test_donors)
+        reasons += unjudged
+        for name in GATE_METRICS if not unjudged else ():
             model, popularity = info.headline(name), info.headline(name, "popularity")
             if model is None or popularity is None:
                 reasons.append(f"metrics.json has no model and popularity {name}@k")
@@ -184,12 +193,13 @@ class Registry:
                 )
         production = self.current()
         compared_with = None
-        if production is not None and production != version and (self.root / production).is_dir():
+        if (not unjudged and production is not None and production != version
+                and (self.root / production).is_dir()):
             compared_with = production
             # The two were evaluated on their own snapshots' holdouts, so the comparison is
             # approximate; the tolerance absorbs that noise and stops real regressions.
             reasons += self._regressions(info, self.version(production), figures)
-        return GateReport(version, reasons, compared_with, figures)
+        return GateReport(version, reasons, compared_with, figures, blocking)
 
     def _regressions(
         self, candidate: VersionInfo, production: VersionInfo, figures: dict[str, float]
@@ -208,18 +218,21 @@ class Registry:
                 )
         return reasons
 
-    def promote(self, version: str) -> Change:
+    def promote(self, version: str, *, force: bool = False) -> Change:
         """Serve `version` if it passes the gate; raises GateFailedError (nothing changes) if
-        not. Promoting the version already served changes nothing."""
+        not. `force` serves it despite the gate's judgement (an unevaluated model, say), never
+        one whose artifacts do not load; the history records it as force-promote. Promoting
+        the version already served changes nothing."""
         with registry_lock(self.root):
             previous = self.current()
             if previous == version:
                 self.version(version)
                 return Change("unchanged", version, previous)
             report = self.gate(version)
-            if not report.passed:
+            if not report.passed and (not force or report.blocking):
                 raise GateFailedError(report)
-            set_current(self.root, version, action="promote")
+            set_current(self.root, version,
+                        action="promote" if report.passed else "force-promote")
             return Change("promote", version, previous, report)
 
     def withdraw(self, version: str) -> bool:

@@ -150,9 +150,9 @@ def _explanations(
                 donor_nonprofits=gave_to,
                 supporters_of=supporters,
                 nonprofit=snapshot.nonprofit_ids[nonprofit],
-                donor_location=location.get(snapshot.region_ids[snapshot.donor_region[donor]]),
+                donor_location=location.get(_region(snapshot, snapshot.donor_region[donor])),
                 nonprofit_location=location.get(
-                    snapshot.region_ids[snapshot.nonprofit_region[nonprofit]]
+                    _region(snapshot, snapshot.nonprofit_region[nonprofit])
                 ),
             )
             matches.append(
@@ -374,3 +374,8 @@ snapshots carry no funding need; under-funded: at or below the median number of 
 <h2>Figures</h2>{figures}
 </body></html>
 """
+
+
+def _region(snapshot: Snapshot, index: int) -> str | None:
+    """A region id, or None for a donor or nonprofit without a region (index -1)."""
+    return snapshot.region_ids[index] if index >= 0 else None

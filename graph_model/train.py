@@ -29,11 +29,12 @@ from graph_model import schema
 from graph_model.artifacts import write_artifact
 from graph_model.coldstart import ColdStart
 from graph_model.config import TrainConfig
+from graph_model.evaluability import assess
 from graph_model.evaluate import evaluate_scores, popularity_scores
 from graph_model.graph_tensor import build_graph_tensor, node_counts, training_edges
 from graph_model.model import build_model
-from graph_model.snapshot import Snapshot, read_snapshot
-from graph_model.split import Split, temporal_split
+from graph_model.snapshot import Snapshot, SnapshotError, read_snapshot
+from graph_model.split import Split, temporal_split, train_pairs
 
 Progress = Callable[[int, int, float], None]  # (step, total steps, loss)
 HISTORY = "history.json"  # in the artifact: {"loss": [{step, loss}], "evaluations": [...]}
@@ -241,6 +242,23 @@ def _metrics_json(summary: dict[str, float], k: int) -> dict[str, float]:
     return {f"recall@{k}": summary[f"recall@{k}"], f"ndcg@{k}": summary[f"ndcg@{k}"]}
 
 
+def _split(snapshot: Snapshot, config: TrainConfig) -> tuple[Split, str | None]:
+    """The temporal split, or, when the timestamps allow none, every donation for training and
+    no test pairs (with why: the model trains but cannot be evaluated)."""
+    num_nonprofits = len(snapshot.nonprofit_ids)
+    try:
+        return temporal_split(snapshot.donations, num_nonprofits, config.holdout_fraction), None
+    except ValueError as exc:
+        donations = snapshot.donations
+        everything = Split(
+            cutoff_ts=int(donations.ts.max()) + 1,
+            train=donations,
+            train_pairs=train_pairs(donations, num_nonprofits),
+            test_pairs=np.zeros((0, 2), dtype=np.int64),
+        )
+        return everything, f"{exc} ({len(np.unique(donations.ts))} distinct timestamps)"
+
+
 def train(
     snapshot_dir: Path,
     artifacts_root: Path,
@@ -249,13 +267,24 @@ def train(
 ) -> Path:
     """Train on the snapshot's training split, evaluate it on its holdout, write an artifact.
 
-    `progress(step, steps, loss)` is called after every training step. Returns the new version
-    directory (with history.json and tensorboard/ beside the SavedModel).
+    `progress(step, steps, loss)` is called after every training step. A split too small to
+    judge the model (`config.min_test_donors`) still trains: metrics.json then records the
+    evaluation as unevaluated (why, with the numbers) and the version is never served on
+    arrival. `SnapshotError` when the snapshot is not a graph the schema allows. Returns the
+    new version directory (with history.json and tensorboard/ beside the SavedModel).
     """
     started = time.monotonic()
     snapshot = read_snapshot(snapshot_dir)
     num_donors, num_nonprofits = len(snapshot.donor_ids), len(snapshot.nonprofit_ids)
-    split = temporal_split(snapshot.donations, num_nonprofits, config.holdout_fraction)
+    if len(snapshot.donations) == 0 or num_nonprofits < 2:
+        raise SnapshotError(f"nothing to learn from: {len(snapshot.donations)} donations, "
+                            f"{num_nonprofits} nonprofits (a ranking needs donations and at "
+                            f"least 2 nonprofits)")
+    split, split_problem = _split(snapshot, config)
+    evaluation = assess(split.test_pairs, config.min_test_donors,
+                        train_donations=len(split.train),
+                        test_donations=len(snapshot.donations) - len(split.train),
+                        split_problem=split_problem)
     artifacts_root.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix=".training-", dir=artifacts_root))
     try:
@@ -267,7 +296,7 @@ def train(
             split.train_pairs.stacked(),
             k=config.k,
         ).summary()
-        metrics = {
+        metrics: dict[str, Any] = {
             "k": config.k,
             "model": _metrics_json(model_metrics, config.k),
             "popularity": _metrics_json(popularity_metrics, config.k),
@@ -282,7 +311,12 @@ def train(
             "test": {"pairs": len(split.test_pairs), "donors": int(model_metrics["users"])},
             "config": asdict(config),
             "snapshot_hash": snapshot.hash,
+            "evaluation": evaluation.to_json(),
         }
+        if not evaluation.possible:
+            # Figures over no (or a handful of) test pairs would read as a verdict: none.
+            for source in ("model", "popularity"):
+                metrics[source] = dict.fromkeys(metrics[source])
         return write_artifact(
             artifacts_root,
             snapshot_dir=snapshot_dir,
@@ -295,6 +329,7 @@ def train(
             gift_donors=split.train.donor,
             gift_nonprofits=split.train.nonprofit,
             metrics=metrics,
+            serve_if_first=evaluation.possible,
         )
     finally:
         shutil.rmtree(log_dir, ignore_errors=True)

@@ -124,12 +124,20 @@ def test_too_many_rejects_fail_and_leave_the_failing_batch_unwritten(
     path = write_canonical(tables, tmp_path / "in", "csv")
     report = load(store, path, tmp_path, batch_size=100, max_reject_rate=0.1,
                   min_rows_for_rate=100)
-    assert report.status == "failed" and report.failure == "rejects"
+    # Only donations stop; every other entity loaded in full.
+    assert report.status == "partial" and report.failure == "rejects"
     assert "donations: 60 of 300 rows rejected (20.0%)" in (report.error or "")
-    written = export_tables(store)["donations"].column("id").to_pylist()
+    stored = export_tables(store)
+    written = stored["donations"].column("id").to_pylist()
     assert sorted(written) == sorted(r["id"] for r in rows[:200])  # batches 1-2, not 3
+    # Batch 3 (40 good rows) and batch 4 (100): validated, counted, not written.
+    assert report.entities["donations"].withheld == 140
+    assert report.entities["donations"].stopped is not None
+    for name in ("regions", "causes", "donors", "nonprofits", "donor_causes"):
+        assert stored[name].num_rows == tables[name].num_rows, name
+        assert report.entities[name].stopped is None
     manifest = json.loads((report.directory / "manifest.json").read_text())  # type: ignore[operator]
-    assert manifest["status"] == "failed" and manifest["rejects"]["count"] == 60
+    assert manifest["status"] == "partial" and manifest["rejects"]["count"] == 60
 
 
 def test_a_clean_file_within_the_rate_loads_everything_good(

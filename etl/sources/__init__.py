@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from etl.sources.base import RawBatch, Reject, Source, SourceError
+from etl.sources.base import MissingColumn, RawBatch, Reject, Source, SourceError
 
 FORMATS = ("canonical", "csv", "jsonl", "parquet", "donorschoose", "irs-bmf")
 
@@ -20,6 +20,10 @@ def open_source(fmt: str, path: Path, mapping: Path | None = None) -> Source:
         raise SourceError(mapping, f"--mapping applies to canonical files, not to {fmt}")
     if fmt == "donorschoose":
         from etl.sources.donorschoose import DonorsChooseSource
+        from etl.sources.donorschoose_opendata import DonorsChooseOpenDataSource, is_opendata
+
+        if is_opendata(path):
+            return DonorsChooseOpenDataSource(path)
 
         return DonorsChooseSource(path)
     if fmt == "irs-bmf":
@@ -29,4 +33,4 @@ def open_source(fmt: str, path: Path, mapping: Path | None = None) -> Source:
     raise SourceError(path, f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
-__all__ = ["FORMATS", "RawBatch", "Reject", "Source", "SourceError", "open_source"]
+__all__ = ["FORMATS", "MissingColumn", "RawBatch", "Reject", "Source", "SourceError", "open_source"]

@@ -28,6 +28,36 @@ class Reject:
     reason: str
 
 
+@dataclass(frozen=True)
+class MissingColumn:
+    """An optional column a file lacks: the load goes on without it and the summary says how."""
+
+    entity: str  # the canonical entity that would have read it
+    column: str  # the canonical column it would have filled
+    file: str
+    source_column: str  # as the publisher names it
+
+    def consequence(self, ts_fallback: str) -> str:
+        """What the load does instead, in words."""
+        if self.column == "ts":
+            dated = ("its initiative's posted date, or the load time when that is unknown"
+                     if ts_fallback == "posted" else "the load time")
+            return f"each {self.entity} row is dated by {dated}, flagged ts_approximate"
+        if self.column == "amount":
+            return f"every {self.entity} row is rejected: amounts are required"
+        if self.column == "region_id":
+            return f"{self.entity} load without a region"
+        if self.column == "name":
+            return f"{self.entity} are named after their id"
+        if self.column == "cause_id":
+            return f"{self.entity} load without causes"
+        return f"{self.entity} load without {self.column}"
+
+    def note(self, ts_fallback: str) -> str:
+        return (f"{Path(self.file).name} has no {self.source_column!r} column: "
+                f"{self.consequence(ts_fallback)}")
+
+
 @dataclass
 class RawBatch:
     """Rows of one entity from one file, keyed by canonical column, values still raw."""
@@ -88,6 +118,10 @@ class Source(Protocol):
 
     def entities(self) -> tuple[str, ...]:
         """The canonical entities this source provides, in load order."""
+        ...
+
+    def missing(self) -> list[MissingColumn]:
+        """The optional columns the files lack (after `check`): what the load does without."""
         ...
 
     def row_hint(self, entity: str) -> int | None:

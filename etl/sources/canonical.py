@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from etl.entities import ENTITIES, LOAD_ORDER
-from etl.sources.base import RawBatch, Reject, SourceError
+from etl.sources.base import MissingColumn, RawBatch, Reject, SourceError
 from etl.sources.files import CsvFile, JsonLinesFile, ParquetFile, require_file
-from etl.sources.mapping import EntityMapping, Mapping, resolve_columns
+from etl.sources.mapping import NOTED, EntityMapping, Mapping, resolve_columns
 
 EXTENSIONS: dict[str, tuple[str, ...]] = {
     "csv": (".csv",),
@@ -37,6 +37,7 @@ class CanonicalSource:
         self.mapping = mapping or Mapping()
         self._files = self._discover()
         self._columns: dict[Path, dict[str, str]] = {}
+        self._missing: list[MissingColumn] = []
 
     def inputs(self) -> list[Path]:
         return [path for paths in self._files.values() for path in paths]
@@ -88,16 +89,28 @@ class CanonicalSource:
         return self.mapping.entities.get(entity)
 
     def check(self) -> None:
+        self._missing = []
         for entity, paths in self._files.items():
             for path in paths:
                 names = self._source_names(path)
+                present = set(names)
                 mapping = self._entity_mapping(entity)
                 if _kind(path) == "jsonl":
                     # Objects may omit keys: any canonical column is known, none is required
                     # up front (a row without a required key is rejected on its own).
                     names = _with_canonical(entity, names, mapping)
-                self._columns[path] = resolve_columns(entity, names, mapping, path,
-                                                      check_required=_kind(path) != "jsonl")
+                columns = resolve_columns(entity, names, mapping, path,
+                                          check_required=_kind(path) != "jsonl")
+                self._columns[path] = columns
+                defaults = mapping.defaults if mapping else {}
+                self._missing += [
+                    MissingColumn(entity, column, str(path), columns.get(column, column))
+                    for column in NOTED.get(entity, ())
+                    if columns.get(column) not in present and column not in defaults
+                ]
+
+    def missing(self) -> list[MissingColumn]:
+        return list(self._missing)
 
     def _source_names(self, path: Path) -> list[str]:
         kind = _kind(path)
@@ -194,8 +207,11 @@ class _FileRows:
             if unknown:
                 yield line, f"unknown fields {sorted(unknown)[:5]}"
                 continue
+            # An absent key stays absent: validation tells it from an empty value (a donation
+            # without a date is dated, see etl.validate).
             yield line, self._finish(
-                {column: record.get(source) for source, column in source_to_column.items()}
+                {column: record[source] for source, column in source_to_column.items()
+                 if source in record}
             )
 
     def _ignored(self) -> frozenset[str]:

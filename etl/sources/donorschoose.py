@@ -6,6 +6,11 @@ project subject categories and subcategories (comma-separated lists) become caus
 works on its projects' categories), and each donation goes from its donor to the project's
 school, keeping the project as its initiative. `Teachers.csv` and `Resources.csv` may sit beside
 them and are not read (teachers and requested items are not part of the graph).
+
+Exports differ in their columns (older ones lack some): only the ids, and the school name, are
+required. Without a donation date column donations are dated by their project's posted date (or
+the load time, see `etl.validate`); without an amount column every donation is rejected; without
+a state column donors or schools load without a region. `missing()` lists what is absent.
 """
 
 from __future__ import annotations
@@ -15,13 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from etl.entities import LOAD_ORDER
-from etl.sources.base import BatchBuilder, RawBatch, SourceError
+from etl.sources.base import BatchBuilder, MissingColumn, RawBatch, SourceError
 from etl.sources.known_csv import KnownCsv
 from etl.sources.us_states import STATES, region_id, state_code
 
 FILES = {
-    "donations": ("Donations.csv", ("donation id", "donor id", "project id", "donation amount",
-                                    "donation received date"), ()),
+    "donations": ("Donations.csv", ("donation id", "donor id", "project id"),
+                  ("donation amount", "donation received date")),
     "donors": ("Donors.csv", ("donor id",),
                ("donor city", "donor state", "donor is teacher", "donor zip")),
     "projects": ("Projects.csv", ("project id", "school id"),
@@ -29,6 +34,22 @@ FILES = {
                   "project subject subcategory tree", "project posted date")),
     "schools": ("Schools.csv", ("school id", "school name"),
                 ("school state", "school zip", "school city")),
+}
+# Optional columns -> the canonical entity and column they fill (for `missing()`).
+FILLS = {
+    "donation amount": ("donations", "amount"),
+    "donation received date": ("donations", "ts"),
+    "donor state": ("donors", "region_id"),
+    "donor city": ("donors", "city"),
+    "donor zip": ("donors", "zip"),
+    "donor is teacher": ("donors", "donor_type"),
+    "school state": ("nonprofits", "region_id"),
+    "school city": ("nonprofits", "city"),
+    "school zip": ("nonprofits", "zip"),
+    "project title": ("initiatives", "name"),
+    "project posted date": ("initiatives", "posted_ts"),
+    "project subject category tree": ("initiatives", "cause_id"),
+    "project subject subcategory tree": ("initiatives", "cause_id"),
 }
 CATEGORY = "project subject category tree"
 SUBCATEGORY = "project subject subcategory tree"
@@ -87,6 +108,10 @@ class DonorsChooseSource:
     def check(self) -> None:
         for csv in self._files.values():
             csv.check()
+
+    def missing(self) -> list[MissingColumn]:
+        return [MissingColumn(*FILLS[name], str(csv.path), name)
+                for csv in self._files.values() for name in csv.absent()]
 
     def entities(self) -> tuple[str, ...]:
         provided = {"regions", "causes", "donors", "nonprofits", "initiatives",
@@ -247,12 +272,14 @@ class DonorsChooseSource:
                     full = out.reject(line, "initiative_id",
                                       f"project {project[:40]!r} is not in Projects.csv")
                 else:
-                    full = out.add(line, {
-                        "id": row["donation id"], "donor_id": row["donor id"],
-                        "nonprofit_id": school, "initiative_id": project or None,
-                        "amount": row["donation amount"],
-                        "ts": row["donation received date"],
-                    })
+                    gift = {"id": row["donation id"], "donor_id": row["donor id"],
+                            "nonprofit_id": school, "initiative_id": project or None}
+                    # An absent column stays absent: validation dates or rejects those rows.
+                    if "donation amount" in row:
+                        gift["amount"] = row["donation amount"]
+                    if "donation received date" in row:
+                        gift["ts"] = row["donation received date"]
+                    full = out.add(line, gift)
             if full:
                 yield full
         yield from out.rest()

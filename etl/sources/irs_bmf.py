@@ -12,12 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from etl.entities import LOAD_ORDER
-from etl.sources.base import BatchBuilder, RawBatch, SourceError
+from etl.sources.base import BatchBuilder, MissingColumn, RawBatch, SourceError
 from etl.sources.known_csv import KnownCsv
 from etl.sources.us_states import STATES, region_id, state_code
 
 REQUIRED = ("ein", "name")
 OPTIONAL = ("street", "city", "state", "zip", "ntee cd")
+# Optional columns -> the canonical entity and column they fill (for `missing()`).
+FILLS = {"street": ("nonprofits", "street"), "city": ("nonprofits", "city"),
+         "state": ("nonprofits", "region_id"), "zip": ("nonprofits", "zip"),
+         "ntee cd": ("nonprofits", "cause_id")}
 NTEE = re.compile(r"^([A-Z])([0-9]{2}[A-Z0-9]?)$")
 MAJOR_GROUPS = {
     "A": "Arts, Culture & Humanities",
@@ -83,6 +87,10 @@ class IrsBmfSource:
     def check(self) -> None:
         for csv in self._files:
             csv.check()
+
+    def missing(self) -> list[MissingColumn]:
+        return [MissingColumn(*FILLS[name], str(csv.path), name.upper().replace(" ", "_"))
+                for csv in self._files for name in csv.absent()]
 
     def entities(self) -> tuple[str, ...]:
         provided = {"regions", "causes", "nonprofits", "nonprofit_causes"}

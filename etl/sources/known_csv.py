@@ -12,8 +12,9 @@ from etl.sources.files import CsvFile
 
 
 def normalize(name: str) -> str:
-    """`Donor ID`, `Donor.ID`, `donor_id` and ` DONOR  ID ` are the same column."""
-    return re.sub(r"[\s._]+", " ", name.strip()).lower()
+    """`Donor ID`, `Donor.ID`, `donor_id`, `_donor_id` and ` DONOR  ID ` are the same column."""
+    # Stripped again: the older DonorsChoose export writes ids as `_projectid`.
+    return re.sub(r"[\s._]+", " ", name.strip()).strip().lower()
 
 
 class KnownCsv:
@@ -23,6 +24,16 @@ class KnownCsv:
         self.optional = optional
         self._csv = CsvFile(path)
         self._index: dict[str, int] | None = None
+
+    def has(self, name: str) -> bool:
+        """Whether the file has column `name` (required ones always; after `check`)."""
+        if self._index is None:
+            self.check()
+        return name in (self._index or {})
+
+    def absent(self) -> list[str]:
+        """The optional columns the file does not have (after `check`)."""
+        return [name for name in self.optional if not self.has(name)]
 
     def check(self) -> None:
         header = [normalize(name) for name in self._csv.header()]

@@ -25,6 +25,11 @@ from etl.entities import ENTITIES
 from etl.sources.base import SourceError
 
 _TOP_KEYS = {"csv", "entities"}
+# Required values whose column a file may lack: the load dates the rows (ts) or rejects each
+# one (amount) instead of refusing the file, and says so (`etl.sources.base.MissingColumn`).
+MAY_LACK = {"donations": ("ts", "amount")}
+# Optional columns worth a note in the summary when a file lacks them.
+NOTED = {"donations": ("ts", "amount"), "donors": ("region_id",), "nonprofits": ("region_id",)}
 _ENTITY_KEYS = {"files", "columns", "ignore", "values", "defaults"}
 
 
@@ -146,7 +151,8 @@ def resolve_columns(
             f"{', '.join(spec.column_names)}); {hint}"
         )
     defaults = mapping.defaults if mapping is not None else {}
-    missing = [c for c in spec.required if c not in resolved and c not in defaults]
+    missing = [c for c in spec.required if c not in resolved and c not in defaults
+               and c not in MAY_LACK.get(entity, ())]
     if missing and check_required:
         raise SourceError(path, f"missing required columns {missing} for {entity}")
     return resolved
