@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import store_env
 
 from etl.export import GraphExport, export_graph
 from etl.pipeline import LoadOptions, LoadReport, run_load
@@ -317,11 +317,9 @@ def test_irs_bmf_without_state_or_ntee_columns(store: GraphStore, tmp_path: Path
 
 
 def _cli(store_settings: StoreSettings, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DONOR_MATCH_FALKORDB_PORT": str(store_settings.falkordb_port),
-           "DONOR_MATCH_GRAPH": store_settings.graph_name,
-           "DONOR_MATCH_DATA_DIR": str(tmp_path / "var")}
     return subprocess.run([sys.executable, "-m", "donor_match.cli", "etl", "load", *args],
-                          env=env, capture_output=True, text=True, timeout=120, check=False)
+                          env=store_env(store_settings), capture_output=True, text=True,
+                          timeout=120, check=False)
 
 
 def test_cli_says_what_the_load_did_without_and_exits_by_outcome(

@@ -54,6 +54,7 @@ def test_quickstart_loads_a_real_export_trains_and_says_what_it_could_not(
         **os.environ,
         "DONOR_MATCH_DATA_DIR": str(tmp_path / "var"),
         "DONOR_MATCH_FALKORDB_PORT": str(free_port()),
+        "DONOR_MATCH_FALKORDB_ANALYST_PORT": str(free_port()),
         "DONOR_MATCH_SNAPSHOTS_DIR": str(tmp_path / "snapshots"),
         "DONOR_MATCH_MODELS_DIR": str(tmp_path / "models"),
     }
