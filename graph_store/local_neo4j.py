@@ -166,11 +166,22 @@ class Neo4jServer:
                     f"process: stop it (`donor-match store stop`) first")
         if re.search(r"[Aa]ddress already in use", log):
             return f"port {self.port} of the {self.name} server is in use by another process"
-        if re.search(r"(?i)corrupt|inconsisten|not a valid|unable to read|store files|format", log):
+        if "store files could not be opened" in log:
             return (f"the {self.name} server could not open its data directory {self.home}"
-                    f" ({cause}). If the data is disposable, move that directory aside and start "
-                    f"again; otherwise restore it from a backup. Log: {self.log_file}")
+                    f" ({self._database_error() or cause}). If the data is disposable, move that "
+                    f"directory aside and start again; otherwise restore it from a backup. "
+                    f"Log: {self.home / 'logs' / 'debug.log'}")
         return f"the {self.name} server exited: {cause}. Log: {self.log_file}"
+
+
+    def _database_error(self) -> str | None:
+        """The first line of the error a database failed to start with, from Neo4j's own log."""
+        try:
+            debug = (self.home / "logs" / "debug.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return None
+        found = re.search(r'"stacktrace":"([^"\\]+)', debug)
+        return found.group(1) if found else None
 
 
 class LocalNeo4j:
