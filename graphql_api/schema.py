@@ -158,7 +158,10 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Record a donation; idempotent by `input.id`.")
+    @strawberry.mutation(
+        description="Record a donation once per `input.id`: the same content again changes "
+        "nothing; other content, or an id another gift holds, is CONFLICT."
+    )
     async def record_donation(self, info: Ctx, input: RecordDonationInput) -> Donation:
         donation = await run_in_threadpool(
             services(info).donations.record,
