@@ -50,6 +50,17 @@ class AppSettings(BaseSettings):
     analytics_timeout_s: float = Field(
         5.0, gt=0, validation_alias="DONOR_MATCH_ANALYTICS_TIMEOUT_S"
     )
+    # An answer's size as JSON: a few rows can repeat a large value (a parameter) many times.
+    analytics_byte_cap: int = Field(
+        1_000_000, ge=1, validation_alias="DONOR_MATCH_ANALYTICS_BYTE_CAP"
+    )
+    # Queries running at once, per analyst and per API process; more are RATE_LIMITED.
+    analytics_per_analyst: int = Field(
+        2, ge=1, validation_alias="DONOR_MATCH_ANALYTICS_PER_ANALYST"
+    )
+    analytics_per_process: int = Field(
+        4, ge=1, validation_alias="DONOR_MATCH_ANALYTICS_PER_PROCESS"
+    )
 
     # Abuse limits (see README, "Limits").
     max_depth: int = Field(10, ge=1, validation_alias="DONOR_MATCH_MAX_QUERY_DEPTH")

@@ -78,7 +78,11 @@ def build_services(
     return Services(
         auth=AuthService(TokenService(auth_settings), api_keys),
         admin=AdminService(api_keys),
-        analytics=AnalyticsService(analyst_store, settings.analytics_row_cap),
+        analytics=AnalyticsService(
+            analyst_store, settings.analytics_row_cap, byte_cap=settings.analytics_byte_cap,
+            per_analyst=settings.analytics_per_analyst,
+            per_process=settings.analytics_per_process,
+        ),
         catalog=catalog,
         matches=matches,
         donations=DonationService(store, catalog, events),
