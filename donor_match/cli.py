@@ -563,7 +563,7 @@ def serve(
     """Serve the GraphQL API (GraphiQL at /graphql) with uvicorn."""
     import uvicorn
 
-    from graphql_api.app import create_app
+    from graphql_api.app import create_app, uvicorn_options
     from graphql_api.observability import configure_json_logging
 
     configure_json_logging()
@@ -574,6 +574,7 @@ def serve(
         port=port or settings.api_port,
         log_config=None,  # uvicorn logs through the JSON handler too
         access_log=False,  # RequestIdMiddleware writes one access line per request
+        **uvicorn_options(settings),
     )
 
 
