@@ -12,6 +12,7 @@ from conftest import LOOPBACK, TEST_AUTH, ServedGraph, graphql, wait_for
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
+from donor_match.services.events import RedisEventBus
 from graphql_api.app import create_app
 
 FEED = "subscription($id: ID!) { donationRecorded(nonprofitId: $id) { id amount } }"
@@ -62,6 +63,13 @@ def test_many_subscriptions_share_one_pubsub_connection(
         events = app_client.app.state.services.events
         wait_for(lambda: events.subscriber_count() == len(nonprofits))
         assert pubsub_connections(served_graph) - before == 1  # not one per subscription
+        # Junk on the channel (anyone who reaches Redis can publish) is dropped, and the one
+        # listener thread goes on.
+        junk = redis.Redis(port=served_graph.store_settings.falkordb_port)
+        channel = f"{RedisEventBus.CHANNEL_PREFIX}donation:{nonprofits[3]}"
+        junk.publish(channel, b"not json")
+        junk.publish(channel, b"[1, 2]")
+        junk.close()
         recorded = graphql(app_client, RECORD, served_graph.token(Role.DONOR, donor),
                            input={"donorId": donor, "nonprofitId": nonprofits[3], "amount": 4})
         message = socket.receive_json()

@@ -7,6 +7,7 @@ announce has already happened, so a failed publish is logged, never raised.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -43,7 +44,8 @@ class InMemoryEventBus:
 
     def publish(self, topic: str, event: Event) -> None:
         for loop, queue in list(self._subscribers.get(topic, ())):
-            loop.call_soon_threadsafe(_offer, queue, event)
+            with contextlib.suppress(RuntimeError):  # its loop closed as it was unsubscribing
+                loop.call_soon_threadsafe(_offer, queue, event)
 
     async def subscribe(self, topic: str) -> AsyncIterator[Event]:
         entry = (asyncio.get_running_loop(), asyncio.Queue[Event](maxsize=QUEUE_SIZE))
@@ -136,6 +138,19 @@ class RedisEventBus:
                 )
                 self._listener.start()
 
+    def _fan_out(self, message: dict[str, Any]) -> None:
+        # Whatever reaches the channel, the thread must survive it: one bad message is dropped.
+        try:
+            topic = message["channel"].decode().removeprefix(self.CHANNEL_PREFIX)
+            event = json.loads(message["data"])
+        except (ValueError, AttributeError, KeyError) as exc:
+            log.warning("event dropped: not an event (%s)", exc)
+            return
+        if not isinstance(event, dict):
+            log.warning("event on %s dropped: not a JSON object", topic)
+            return
+        self._local.publish(topic, event)
+
     def _listen(self) -> None:
         """Read the one pub/sub connection until closed; reconnect after a failure (events sent
         meanwhile are lost: they are notifications, not records)."""
@@ -150,8 +165,7 @@ class RedisEventBus:
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None:
-                        topic = message["channel"].decode().removeprefix(self.CHANNEL_PREFIX)
-                        self._local.publish(topic, json.loads(message["data"]))
+                        self._fan_out(message)
             except (redis.RedisError, OSError) as exc:
                 log.warning("event fan-out lost its Redis connection: %s; reconnecting", exc)
                 self._stop.wait(self.RECONNECT_S)
