@@ -154,10 +154,12 @@ class _GraphQLApp(GraphQL[dict[str, Any], None]):
             schema,
             graphql_ide="graphiql",
             subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
-            max_subscriptions_per_connection=settings.max_subscriptions_per_socket,
+            # A backstop counting queries too; SubscriptionSlots answers first, with a code.
+            max_subscriptions_per_connection=2 * settings.max_subscriptions_per_socket + 10,
         )
         self._subscription_slots = SubscriptionSlots(
-            settings.max_subscriptions_per_caller, settings.max_subscriptions_per_process
+            settings.max_subscriptions_per_socket, settings.max_subscriptions_per_caller,
+            settings.max_subscriptions_per_process,
         )
         self._services = services
         self._metrics = metrics

@@ -94,11 +94,14 @@ def caller_key(context: dict[str, Any]) -> str:
 
 
 class SubscriptionSlots:
-    """Subscriptions open at once, per caller and per process (the per-socket cap is
-    Strawberry's `max_subscriptions_per_connection`): each holds a queue and, for matches, a
-    page recomputed per event."""
+    """Subscriptions open at once, per socket, per caller and per process: each holds a queue
+    and, for matches, a page recomputed per event. (Strawberry's own per-connection limit
+    answers without a code; it stays as a backstop above this one.)"""
 
-    def __init__(self, per_caller: int, per_process: int) -> None:
+    SOCKET_KEY = "open_subscriptions"  # in the connection's context, which its operations share
+
+    def __init__(self, per_socket: int, per_caller: int, per_process: int) -> None:
+        self._per_socket = per_socket
         self._per_caller = per_caller
         self._per_process = per_process
         self._open: dict[str, int] = {}
@@ -108,6 +111,10 @@ class SubscriptionSlots:
     def hold(self, context: dict[str, Any]) -> Iterator[None]:
         key = caller_key(context)
         with self._lock:
+            if context.get(self.SOCKET_KEY, 0) >= self._per_socket:
+                raise RateLimitedError(
+                    f"at most {self._per_socket} subscriptions open at once per socket"
+                )
             if self._open.get(key, 0) >= self._per_caller:
                 raise RateLimitedError(
                     f"at most {self._per_caller} subscriptions open at once per caller"
@@ -115,10 +122,12 @@ class SubscriptionSlots:
             if sum(self._open.values()) >= self._per_process:
                 raise RateLimitedError("this server has no room for more subscriptions; retry")
             self._open[key] = self._open.get(key, 0) + 1
+            context[self.SOCKET_KEY] = context.get(self.SOCKET_KEY, 0) + 1
         try:
             yield
         finally:
             with self._lock:
+                context[self.SOCKET_KEY] -= 1
                 self._open[key] -= 1
                 if not self._open[key]:
                     del self._open[key]

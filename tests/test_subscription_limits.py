@@ -83,22 +83,33 @@ def test_many_subscriptions_share_one_pubsub_connection(
 
 @pytest.mark.parametrize(
     "app_client",
-    [{"max_subscriptions_per_caller": 2, "max_subscriptions_per_process": 3}],
+    [{"max_subscriptions_per_socket": 1, "max_subscriptions_per_caller": 2,
+      "max_subscriptions_per_process": 3}],
     indirect=True,
 )
-def test_subscriptions_are_capped_per_caller_and_per_process(
+def test_subscriptions_are_capped_per_socket_caller_and_process(
     app_client: TestClient, served_graph: ServedGraph
 ) -> None:
     nonprofits = served_graph.tables["nonprofits"].column("id").to_pylist()[30:36]
     events = app_client.app.state.services.events
     first, first_socket = connect(app_client, served_graph.token(Role.ADMIN, "one"))
+    other, other_socket = connect(app_client, served_graph.token(Role.ADMIN, "one"))
     second, second_socket = connect(app_client, served_graph.token(Role.ADMIN, "two"))
     try:
         subscribe(first_socket, "a", nonprofits[0])
-        subscribe(first_socket, "b", nonprofits[1])
-        wait_for(lambda: events.subscriber_count() == 2)
-        subscribe(first_socket, "c", nonprofits[2])  # the caller's third
+        wait_for(lambda: events.subscriber_count() == 1)
+        subscribe(first_socket, "a2", nonprofits[0])  # the socket's second
         refused = first_socket.receive_json()
+        errors = refused["payload"] if refused["type"] == "error" else refused["payload"]["errors"]
+        assert [e["extensions"]["code"] for e in errors] == ["RATE_LIMITED"]
+        assert "per socket" in errors[0]["message"]
+
+        subscribe(other_socket, "b", nonprofits[1])  # the caller's second, on another socket
+        wait_for(lambda: events.subscriber_count() == 2)
+        third, third_for_caller = connect(app_client, served_graph.token(Role.ADMIN, "one"))
+        subscribe(third_for_caller, "c", nonprofits[2])  # the caller's third
+        refused = third_for_caller.receive_json()
+        third.__exit__(None, None, None)
         assert refused["id"] == "c"
         errors = refused["payload"] if refused["type"] == "error" else refused["payload"]["errors"]
         assert [e["extensions"]["code"] for e in errors] == ["RATE_LIMITED"]
@@ -106,13 +117,16 @@ def test_subscriptions_are_capped_per_caller_and_per_process(
 
         subscribe(second_socket, "d", nonprofits[3])
         wait_for(lambda: events.subscriber_count() == 3)
-        subscribe(second_socket, "e", nonprofits[4])  # the process's fourth
-        refused = second_socket.receive_json()
+        fourth, fourth_socket = connect(app_client, served_graph.token(Role.ADMIN, "three"))
+        subscribe(fourth_socket, "e", nonprofits[4])  # the process's fourth
+        refused = fourth_socket.receive_json()
+        fourth.__exit__(None, None, None)
         errors = refused["payload"] if refused["type"] == "error" else refused["payload"]["errors"]
         assert [e["extensions"]["code"] for e in errors] == ["RATE_LIMITED"]
         assert "no room" in errors[0]["message"]
     finally:
         first.__exit__(None, None, None)
+        other.__exit__(None, None, None)
         second.__exit__(None, None, None)
     # Closed sockets give their slots back.
     third, third_socket = connect(app_client, served_graph.token(Role.ADMIN, "one"))
