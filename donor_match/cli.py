@@ -665,7 +665,7 @@ def serve(
     """Serve the GraphQL API (GraphiQL at /graphql) with uvicorn."""
     import uvicorn
 
-    from graphql_api.app import create_app
+    from graphql_api.app import create_app, uvicorn_options
     from graphql_api.observability import configure_json_logging
 
     configure_json_logging()
@@ -676,6 +676,7 @@ def serve(
         port=port or settings.api_port,
         log_config=None,  # uvicorn logs through the JSON handler too
         access_log=False,  # RequestIdMiddleware writes one access line per request
+        **uvicorn_options(settings),
     )
 
 
@@ -698,6 +699,10 @@ def demo(
         tasks = {name: progress.add_task(f"load {name}", total=t.num_rows)
                  for name, t in tables.items()}
         load_tables(store, tables, progress=lambda name, n: progress.advance(tasks[name], n))
+    # The anonymized copy too, so that `analyticsQuery` has a graph to read.
+    if not os.environ.get("DONOR_MATCH_ANON_SECRET"):
+        os.environ["DONOR_MATCH_ANON_SECRET"] = secrets.token_urlsafe(48)  # this process only
+    etl_anonymize(k=None, as_json=False)
     train(snapshot=None, steps=steps, seed=0)
     _print_try_it(tables["donations"].column("donor_id")[0].as_py())
     if serve_api:

@@ -15,3 +15,9 @@ class InvalidInputError(DomainError):
 
 class UnavailableError(DomainError):
     code = "UNAVAILABLE"
+
+
+class ConflictError(DomainError):
+    """The request contradicts what is stored (e.g. a replayed id with other content)."""
+
+    code = "CONFLICT"

@@ -50,6 +50,17 @@ class AppSettings(BaseSettings):
     analytics_timeout_s: float = Field(
         5.0, gt=0, validation_alias="DONOR_MATCH_ANALYTICS_TIMEOUT_S"
     )
+    # An answer's size as JSON: a few rows can repeat a large value (a parameter) many times.
+    analytics_byte_cap: int = Field(
+        1_000_000, ge=1, validation_alias="DONOR_MATCH_ANALYTICS_BYTE_CAP"
+    )
+    # Queries running at once, per analyst and per API process; more are RATE_LIMITED.
+    analytics_per_analyst: int = Field(
+        2, ge=1, validation_alias="DONOR_MATCH_ANALYTICS_PER_ANALYST"
+    )
+    analytics_per_process: int = Field(
+        4, ge=1, validation_alias="DONOR_MATCH_ANALYTICS_PER_PROCESS"
+    )
 
     # Abuse limits (see README, "Limits").
     max_depth: int = Field(10, ge=1, validation_alias="DONOR_MATCH_MAX_QUERY_DEPTH")
@@ -59,6 +70,33 @@ class AppSettings(BaseSettings):
     max_body_bytes: int = Field(65_536, ge=1, validation_alias="DONOR_MATCH_MAX_BODY_BYTES")
     rate_limit_per_minute: int = Field(
         600, ge=1, validation_alias="DONOR_MATCH_RATE_LIMIT_PER_MINUTE"
+    )
+    # JSON nested deeper than this (in a body or a WebSocket message) is refused up front.
+    max_json_depth: int = Field(32, ge=2, validation_alias="DONOR_MATCH_MAX_JSON_DEPTH")
+    # A request body that stalls this long between its parts is answered 408.
+    body_read_timeout_s: float = Field(
+        10.0, gt=0, validation_alias="DONOR_MATCH_BODY_READ_TIMEOUT_S"
+    )
+    # How long /readyz waits for the store: one that does not answer (frozen) is not ready.
+    ready_timeout_s: float = Field(1.0, gt=0, validation_alias="DONOR_MATCH_READY_TIMEOUT_S")
+    # /metrics answers loopback callers, and others that send `Authorization: Bearer <token>`.
+    metrics_token: SecretStr | None = Field(None, validation_alias="DONOR_MATCH_METRICS_TOKEN")
+    # Proxies whose X-Forwarded-For names the client (uvicorn's --forwarded-allow-ips; `serve`
+    # passes it on): the ingress only. Anyone else's header is ignored, or it would pick its own
+    # rate-limit key.
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1", validation_alias="DONOR_MATCH_FORWARDED_ALLOW_IPS"
+    )
+    # Subscriptions open at once: per WebSocket, per caller (principal, else client address) and
+    # per API process; more are refused with RATE_LIMITED.
+    max_subscriptions_per_socket: int = Field(
+        10, ge=1, validation_alias="DONOR_MATCH_MAX_SUBSCRIPTIONS_PER_SOCKET"
+    )
+    max_subscriptions_per_caller: int = Field(
+        20, ge=1, validation_alias="DONOR_MATCH_MAX_SUBSCRIPTIONS_PER_CALLER"
+    )
+    max_subscriptions_per_process: int = Field(
+        1_000, ge=1, validation_alias="DONOR_MATCH_MAX_SUBSCRIPTIONS_PER_PROCESS"
     )
     introspection: bool = Field(True, validation_alias="DONOR_MATCH_GRAPHQL_INTROSPECTION")
     cors_origins: list[str] = Field([], validation_alias="DONOR_MATCH_CORS_ORIGINS")

@@ -3,6 +3,7 @@
 from graph_store.cypher import Statement, statement
 from graph_store.errors import (
     InvalidParameterError,
+    StoreConflictError,
     StoreError,
     StoreForbiddenError,
     StoreUnavailableError,
@@ -16,6 +17,7 @@ __all__ = [
     "InvalidParameterError",
     "Row",
     "Statement",
+    "StoreConflictError",
     "StoreError",
     "StoreForbiddenError",
     "StoreSettings",

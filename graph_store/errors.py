@@ -22,3 +22,8 @@ class StoreForbiddenError(StoreError):
 
 class InvalidParameterError(StoreError):
     """A parameter value the store cannot take (the caller's input, not the store, is wrong)."""
+
+
+class StoreConflictError(StoreError):
+    """A write broke a uniqueness constraint: another entity already holds the id. Adapters map
+    it from the server's own error code, so callers never read message text."""

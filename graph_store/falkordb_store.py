@@ -12,6 +12,7 @@ from falkordb import Edge, FalkorDB, Graph, Node
 from graph_store.cypher import Statement, script
 from graph_store.errors import (
     InvalidParameterError,
+    StoreConflictError,
     StoreError,
     StoreForbiddenError,
     StoreUnavailableError,
@@ -20,6 +21,8 @@ from graph_store.port import Row
 
 MISSING_GRAPH = "empty key"
 READ_ONLY = "to be executed only on read-only queries"  # a write sent through GRAPH.RO_QUERY
+# FalkorDB's errors carry no code: this fixed start of the server's message is its code.
+UNIQUE_VIOLATION = "unique constraint violation"
 START_HINT = "Start the embedded store with `donor-match store start` (or `make demo`)."
 
 # Neo4j 5 DDL from neo4j/schema.cypher, translated to FalkorDB's index/constraint commands.
@@ -168,12 +171,15 @@ class FalkorDBStore:
         try:
             return fn()
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            if isinstance(exc, redis.exceptions.TimeoutError) and statement is not None:
-                raise StoreError(f"{statement.name} timed out on {self._uri}") from exc
+            # No answer within the socket timeout (past the query's own): the server is stalled.
             raise StoreUnavailableError(self._uri, _first_line(exc), START_HINT) from exc
         except redis.exceptions.ResponseError as exc:
             where = statement.name if statement else "schema"
-            refused = StoreForbiddenError if READ_ONLY in str(exc) else StoreError
+            refused = (
+                StoreForbiddenError if READ_ONLY in str(exc)
+                else StoreConflictError if str(exc).startswith(UNIQUE_VIOLATION)
+                else StoreError
+            )
             raise refused(f"{where} failed on {self._uri}: {_first_line(exc)}") from exc
 
 

@@ -11,7 +11,12 @@ import neo4j.graph
 import neo4j.time
 
 from graph_store.cypher import Statement, script, statement
-from graph_store.errors import StoreError, StoreForbiddenError, StoreUnavailableError
+from graph_store.errors import (
+    StoreConflictError,
+    StoreError,
+    StoreForbiddenError,
+    StoreUnavailableError,
+)
 from graph_store.port import Row
 
 T = TypeVar("T")
@@ -114,6 +119,8 @@ class Neo4jStore:
             return fn()
         except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.AuthError) as exc:
             raise StoreUnavailableError(self.uri, type(exc).__name__, CHECK_HINT) from exc
+        except neo4j.exceptions.ConstraintError as exc:
+            raise StoreConflictError(f"{exc.code}: {exc.message}") from exc
         except neo4j.exceptions.Neo4jError as exc:
             refused = isinstance(exc, REFUSALS) or exc.code == ACCESS_MODE
             raise (StoreForbiddenError if refused else StoreError)(

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import gc
+import hmac
+import ipaddress
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import orjson
 import strawberry
 from cross_web import HTTPException
@@ -47,10 +51,28 @@ from donor_match.settings import AppSettings, AuthSettings
 from graph_store import GraphStore, StoreError, StoreSettings, open_analytics_store, open_store
 from graphql_api.context import Services
 from graphql_api.graphiql import graphiql
-from graphql_api.limits import BodySizeLimit
+from graphql_api.limits import BodySizeLimit, SubscriptionSlots
 from graphql_api.loaders import initiative_loader, nonprofit_loader
 from graphql_api.observability import ApiMetrics, CountingStore, RequestIdMiddleware
 from graphql_api.schema import build_schema
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def uvicorn_options(settings: AppSettings) -> dict[str, Any]:
+    """What uvicorn needs beyond the app (`donor-match serve`; deploy/Dockerfile's CMD says the
+    same): X-Forwarded-For only from the configured ingress, and WebSocket messages no larger
+    than a request body (uvicorn's default is 16 MiB)."""
+    return {
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+        "ws_max_size": settings.max_body_bytes,
+    }
 
 
 def event_bus(settings: AppSettings, store_settings: StoreSettings) -> EventBus:
@@ -78,7 +100,11 @@ def build_services(
     return Services(
         auth=AuthService(TokenService(auth_settings), api_keys),
         admin=AdminService(api_keys),
-        analytics=AnalyticsService(analyst_store, settings.analytics_row_cap),
+        analytics=AnalyticsService(
+            analyst_store, settings.analytics_row_cap, byte_cap=settings.analytics_byte_cap,
+            per_analyst=settings.analytics_per_analyst,
+            per_process=settings.analytics_per_process,
+        ),
         catalog=catalog,
         matches=matches,
         donations=DonationService(store, catalog, events),
@@ -92,18 +118,54 @@ def build_services(
     )
 
 
+class NotJsonError(json.JSONDecodeError):
+    """A body or WebSocket message that is not the JSON the API takes. A JSONDecodeError, so
+    that Strawberry closes a WebSocket with 4400 on it rather than dropping it with a traceback."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, "", 0)
+        self.reason = reason
+
+
+def json_depth_over(value: object, limit: int) -> bool:
+    """Whether `value` nests lists and objects deeper than `limit` (iteratively: a deep value
+    must not exhaust the stack while it is being checked)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 class _GraphQLApp(GraphQL[dict[str, Any], None]):
     def __init__(
-        self, services: Services, schema: strawberry.Schema, metrics: ApiMetrics, ide_html: str
+        self,
+        services: Services,
+        schema: strawberry.Schema,
+        metrics: ApiMetrics,
+        ide_html: str,
+        settings: AppSettings,
     ) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql",
             subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+            # A backstop counting queries too; SubscriptionSlots answers first, with a code.
+            max_subscriptions_per_connection=2 * settings.max_subscriptions_per_socket + 10,
+        )
+        self._subscription_slots = SubscriptionSlots(
+            settings.max_subscriptions_per_socket, settings.max_subscriptions_per_caller,
+            settings.max_subscriptions_per_process,
         )
         self._services = services
         self._metrics = metrics
         self._ide_html = ide_html
+        self._max_bytes = settings.max_body_bytes
+        self._max_depth = settings.max_json_depth
 
     @property
     def graphql_ide_html(self) -> str:
@@ -112,13 +174,24 @@ class _GraphQLApp(GraphQL[dict[str, Any], None]):
         return self._ide_html
 
     def decode_json(self, data: str | bytes) -> object:
+        # Bodies and WebSocket messages both come here; a body's size is limited before.
+        if len(data) > self._max_bytes:
+            raise NotJsonError(f"message larger than {self._max_bytes} bytes")
         try:
             body = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            raise HTTPException(400, f"request body is not JSON: {exc}") from exc
+            raise NotJsonError(f"request body is not JSON: {exc}") from exc
         if not isinstance(body, dict):
-            raise HTTPException(400, "request body must be a JSON object with a `query`")
+            raise NotJsonError("request body must be a JSON object with a `query`")
+        if json_depth_over(body, self._max_depth):
+            raise NotJsonError(f"request JSON is nested deeper than {self._max_depth} levels")
         return body
+
+    def parse_json(self, data: str | bytes) -> object:
+        try:
+            return self.decode_json(data)
+        except NotJsonError as exc:
+            raise HTTPException(400, exc.reason) from exc
 
     def encode_json(self, data: object) -> str:
         # Text, as WebSocket messages must be; non-string keys: `analyticsQuery` rows are the
@@ -150,6 +223,7 @@ class _GraphQLApp(GraphQL[dict[str, Any], None]):
             "services": self._services,
             "metrics": self._metrics,
             "client": f"ip:{client}",
+            "subscription_slots": self._subscription_slots,
             # A subscription's context lives as long as it does: no cache, or it would go stale.
             "nonprofit_loader": nonprofit_loader(
                 self._services.catalog, cache=not isinstance(request, WebSocket)
@@ -204,7 +278,7 @@ def create_app(
     limiter = RateLimiter(app_settings.rate_limit_per_minute)
     ide = graphiql()
     graphql = _GraphQLApp(
-        services, build_schema(app_settings, limiter, metrics), metrics, ide.html
+        services, build_schema(app_settings, limiter, metrics), metrics, ide.html, app_settings
     )
     metrics.subscriptions.set_function(services.events.subscriber_count)
 
@@ -216,9 +290,13 @@ def create_app(
             metrics.model_trained.set((model.path / "metrics.json").stat().st_mtime)
 
     async def store_up() -> bool:
+        # Bounded: a frozen store accepts connections and never answers, which must read as
+        # down within the probe's own timeout, not after the store client's.
         try:
-            await run_in_threadpool(store.ping)
-        except StoreError:
+            with anyio.fail_after(app_settings.ready_timeout_s):
+                # Abandoned on timeout: the thread ends when the client's own timeout fires.
+                await anyio.to_thread.run_sync(store.ping, abandon_on_cancel=True)
+        except (StoreError, TimeoutError):
             metrics.store_up.set(0)
             return False
         metrics.store_up.set(1)
@@ -234,7 +312,22 @@ def create_app(
         body = {"ready": ready, **checks, "model_version": model.version if model else None}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    async def metrics_endpoint(_: Request) -> Response:
+    metrics_token = app_settings.metrics_token
+
+    async def metrics_endpoint(request: Request) -> Response:
+        # Not for the public: loopback (a sidecar, the operator) or the scraper's bearer token.
+        host = request.client.host if request.client else ""
+        sent = request.headers.get("authorization", "")
+        allowed = is_loopback(host) or (
+            metrics_token is not None
+            and hmac.compare_digest(sent, f"Bearer {metrics_token.get_secret_value()}")
+        )
+        if not allowed:
+            return JSONResponse(
+                {"errors": [{"message": "metrics need a bearer token (DONOR_MATCH_METRICS_TOKEN)",
+                             "extensions": {"code": "UNAUTHENTICATED"}}]},
+                status_code=401,
+            )
         await store_up()
         export_model_metrics()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -253,6 +346,7 @@ def create_app(
         blas.restore_original_limits()
         store.close()
         analyst_store.close()
+        events.close()
 
     app = Starlette(
         routes=[
@@ -266,7 +360,10 @@ def create_app(
         lifespan=lifespan,
         middleware=[
             Middleware(RequestIdMiddleware),
-            Middleware(BodySizeLimit, max_bytes=app_settings.max_body_bytes),
+            Middleware(
+                BodySizeLimit, max_bytes=app_settings.max_body_bytes,
+                read_timeout_s=app_settings.body_read_timeout_s,
+            ),
             Middleware(
                 CORSMiddleware,
                 allow_origins=app_settings.cors_origins,

@@ -6,11 +6,28 @@ import logging
 
 from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors
+from strawberry.types import ExecutionContext
 
 from donor_match.errors import DomainError
 from graph_store import InvalidParameterError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
+# The caller's own mistakes: anyone can send them at will, so they are logged one line each at
+# info (warning for a store that is down), never at error with a traceback.
+CLIENT_LEVELS = {"UNAVAILABLE": logging.WARNING}
+
+
+def log_errors(errors: list[GraphQLError], _: ExecutionContext | None = None) -> None:
+    """What `Schema.process_errors` logs: unexpected errors with their traceback (see
+    `_code_and_message`), expected ones as one line without."""
+    for error in errors:
+        original = error.original_error
+        if original is None or isinstance(
+            original, DomainError | InvalidParameterError | StoreUnavailableError
+        ) or error.message.startswith("Variable '$"):
+            code, message = _code_and_message(error)
+            log.log(CLIENT_LEVELS.get(code, logging.INFO), "%s: %s", code, message)
+        # Unexpected errors are logged, with their traceback, where they get their code.
 
 
 def _code_and_message(error: GraphQLError) -> tuple[str, str]:

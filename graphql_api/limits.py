@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import anyio
+import orjson
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -81,23 +85,77 @@ def _multiplier(field: FieldNode, page_size: int) -> int:
     return 1
 
 
+def caller_key(context: dict[str, Any]) -> str:
+    """Whose budget a request spends: the principal's, else the client address's."""
+    caller = context.get("principal")
+    if hasattr(caller, "role"):
+        return f"{caller.role}:{caller.subject}"  # type: ignore[union-attr]
+    return str(context["client"])
+
+
+class SubscriptionSlots:
+    """Subscriptions open at once, per socket, per caller and per process: each holds a queue
+    and, for matches, a page recomputed per event. (Strawberry's own per-connection limit
+    answers without a code; it stays as a backstop above this one.)"""
+
+    SOCKET_KEY = "open_subscriptions"  # in the connection's context, which its operations share
+
+    def __init__(self, per_socket: int, per_caller: int, per_process: int) -> None:
+        self._per_socket = per_socket
+        self._per_caller = per_caller
+        self._per_process = per_process
+        self._open: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self, context: dict[str, Any]) -> Iterator[None]:
+        key = caller_key(context)
+        with self._lock:
+            if context.get(self.SOCKET_KEY, 0) >= self._per_socket:
+                raise RateLimitedError(
+                    f"at most {self._per_socket} subscriptions open at once per socket"
+                )
+            if self._open.get(key, 0) >= self._per_caller:
+                raise RateLimitedError(
+                    f"at most {self._per_caller} subscriptions open at once per caller"
+                )
+            if sum(self._open.values()) >= self._per_process:
+                raise RateLimitedError("this server has no room for more subscriptions; retry")
+            self._open[key] = self._open.get(key, 0) + 1
+            context[self.SOCKET_KEY] = context.get(self.SOCKET_KEY, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                context[self.SOCKET_KEY] -= 1
+                self._open[key] -= 1
+                if not self._open[key]:
+                    del self._open[key]
+
+
+# What a request over its budget runs instead of its own text: nothing of that text is parsed,
+# validated or executed (the answer is the RATE_LIMITED error set before execution).
+_LIMITED_QUERY = "query RateLimited { __typename }"
+
+
 class RateLimit(SchemaExtension):
-    """Spends one request of the caller's budget per operation; over budget: RATE_LIMITED."""
+    """Spends one request of the caller's budget per operation, before its text is parsed, so
+    requests that fail parsing or validation spend it too; over budget: RATE_LIMITED."""
 
     def __init__(self, limiter: RateLimiter) -> None:
         self._limiter = limiter
 
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context.context
-        caller = context.get("principal")
-        key = f"{caller.role}:{caller.subject}" if hasattr(caller, "role") else context["client"]
+    def on_operation(self) -> Iterator[None]:
+        execution = self.execution_context
         try:
-            self._limiter.check(key)
+            self._limiter.check(caller_key(execution.context))
         except RateLimitedError as exc:
+            execution.query = _LIMITED_QUERY
+            # No setter: the caller's name would select an operation the new text lacks.
+            execution._provided_operation_name = None
             # A result set here makes Strawberry skip execution.
-            self.execution_context.result = ExecutionResult(
-                data=None,
-                errors=[GraphQLError(str(exc), original_error=exc)],
+            execution.result = ExecutionResult(
+                data=None, errors=[GraphQLError(str(exc), original_error=exc)]
             )
         yield
 
@@ -118,11 +176,14 @@ class SubscriptionsNeedWebSocket(SchemaExtension):
 
 
 class BodySizeLimit:
-    """Refuses request bodies over `max_bytes` with 413, counting what is actually received."""
+    """Refuses request bodies over `max_bytes` with 413, counting what is actually received, and
+    bodies that stall for `read_timeout_s` between two parts with 408 (a slow client must not
+    hold a connection and a request's worth of memory for as long as it likes)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout_s: float = 10.0) -> None:
         self._app = app
         self._max_bytes = max_bytes
+        self._read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -130,13 +191,17 @@ class BodySizeLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
-            await self._too_large(send)
+            await self._refuse(send, 413, f"request body larger than {self._max_bytes} bytes")
             return
         received = 0
 
         async def limited_receive() -> Message:
             nonlocal received
-            message = await receive()
+            try:
+                with anyio.fail_after(self._read_timeout_s):
+                    message = await receive()
+            except TimeoutError:
+                raise _BodyTooSlowError from None
             received += len(message.get("body", b""))
             if received > self._max_bytes:
                 raise _BodyTooLargeError
@@ -145,19 +210,27 @@ class BodySizeLimit:
         try:
             await self._app(scope, limited_receive, send)
         except _BodyTooLargeError:
-            await self._too_large(send)
+            await self._refuse(send, 413, f"request body larger than {self._max_bytes} bytes")
+        except _BodyTooSlowError:
+            await self._refuse(
+                send, 408, f"request body stalled for {self._read_timeout_s:g} s; send it at once"
+            )
 
-    async def _too_large(self, send: Send) -> None:
-        body = (
-            b'{"errors":[{"message":"request body larger than '
-            + str(self._max_bytes).encode()
-            + b' bytes","extensions":{"code":"BAD_USER_INPUT"}}]}'
+    @staticmethod
+    async def _refuse(send: Send, status: int, message: str) -> None:
+        body = orjson.dumps(
+            {"errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}]}
         )
-        await send({"type": "http.response.start", "status": 413,
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+                                (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
 
 
 class _BodyTooLargeError(Exception):
+    pass
+
+
+class _BodyTooSlowError(Exception):
     pass

@@ -6,6 +6,7 @@ import contextvars
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -60,6 +61,25 @@ class ApiMetrics:
             "donor_match_store_up", "1 when the graph store answered the last check.",
             registry=self.registry,
         )
+        self._operation_labels: set[str] = set()
+
+    def operation_label(self, name: str | None) -> str:
+        if not name:
+            return "anonymous"
+        if name in self._operation_labels:
+            return name
+        if not _OPERATION_NAME.fullmatch(name) or (
+            len(self._operation_labels) >= MAX_OPERATION_LABELS
+        ):
+            return "other"
+        self._operation_labels.add(name)
+        return name
+
+
+# Operation names are the client's to choose: the first this many (valid, short) ones get a label
+# of their own, later ones share "other", so anonymous clients cannot grow /metrics without bound.
+MAX_OPERATION_LABELS = 100
+_OPERATION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 class OperationMetrics(SchemaExtension):
@@ -74,7 +94,7 @@ class OperationMetrics(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
         yield
-        name = self.execution_context.operation_name or "anonymous"
+        name = self._metrics.operation_label(self.execution_context.operation_name)
         self._metrics.request_seconds.labels(name).observe(time.perf_counter() - started)
         result = self.execution_context.result
         for error in getattr(result, "errors", None) or ():

@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 import strawberry
+from graphql import GraphQLError
 from starlette.concurrency import run_in_threadpool
 from strawberry.extensions import (
     AddValidationRules,
@@ -16,14 +17,14 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.scalars import JSON
-from strawberry.types import Info
+from strawberry.types import ExecutionContext, Info
 
 from donor_match.services.auth import Role
 from donor_match.services.catalog import NonprofitQuery
 from donor_match.services.rate_limit import RateLimiter
 from donor_match.settings import AppSettings
 from graphql_api.context import principal, services
-from graphql_api.errors import ErrorCodes
+from graphql_api.errors import ErrorCodes, log_errors
 from graphql_api.execution import PlainFieldExecution
 from graphql_api.limits import RateLimit, SubscriptionsNeedWebSocket, cost_rule
 from graphql_api.observability import ApiMetrics, OperationMetrics
@@ -158,7 +159,10 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Record a donation; idempotent by `input.id`.")
+    @strawberry.mutation(
+        description="Record a donation once per `input.id`: the same content again changes "
+        "nothing; other content, or an id another gift holds, is CONFLICT."
+    )
     async def record_donation(self, info: Ctx, input: RecordDonationInput) -> Donation:
         donation = await run_in_threadpool(
             services(info).donations.record,
@@ -253,8 +257,9 @@ class Subscription:
     async def donation_recorded(
         self, info: Ctx, nonprofit_id: strawberry.ID
     ) -> AsyncGenerator[Donation, None]:
-        async for donation in services(info).donations.feed(principal(info), nonprofit_id):
-            yield Donation.of(donation)
+        with info.context["subscription_slots"].hold(info.context):
+            async for donation in services(info).donations.feed(principal(info), nonprofit_id):
+                yield Donation.of(donation)
 
     @strawberry.subscription(
         description="The donor's matches again, each time something changes them."
@@ -262,15 +267,26 @@ class Subscription:
     async def matches_updated(
         self, info: Ctx, donor_id: strawberry.ID, first: int = 10
     ) -> AsyncGenerator[list[Match], None]:
-        async for found in services(info).matches.updates(principal(info), donor_id, first):
-            yield [Match.of(m) for m in found]
+        with info.context["subscription_slots"].hold(info.context):
+            async for found in services(info).matches.updates(principal(info), donor_id, first):
+                yield [Match.of(m) for m in found]
 
     @strawberry.subscription(description="A nonprofit's profile, each time it changes.")
     async def nonprofit_updated(
         self, info: Ctx, id: strawberry.ID
     ) -> AsyncGenerator[Nonprofit, None]:
-        async for nonprofit in services(info).profiles.nonprofit_updates(id):
-            yield Nonprofit.of(nonprofit)
+        with info.context["subscription_slots"].hold(info.context):
+            async for nonprofit in services(info).profiles.nonprofit_updates(id):
+                yield Nonprofit.of(nonprofit)
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Strawberry logs every error at error level with its traceback: a flood of FORBIDDEN
+        # would be a flood of tracebacks.
+        log_errors(errors, execution_context)
 
 
 def build_schema(
@@ -294,7 +310,7 @@ def build_schema(
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(
+    return _Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

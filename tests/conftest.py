@@ -229,6 +229,10 @@ TINY_GRAPH = SynthConfig(donors=300, nonprofits=60, causes=8, regions=6, donatio
 TINY_TRAINING = TrainConfig(steps=60, seed=0)
 
 
+# Test clients call from loopback, as an operator or a sidecar would: /metrics answers only
+# loopback callers (or a bearer token), and TestClient's default address is not an IP.
+LOOPBACK = ("127.0.0.1", 50000)
+
 # Test-only signing key; real deployments take theirs from the environment.
 TEST_AUTH = AuthSettings(jwt_secret=SecretStr("test-signing-key-" + "x" * 32))
 
@@ -283,7 +287,7 @@ def client(served_graph: ServedGraph) -> Iterator[TestClient]:
     """The API on the served graph, one app per test module (modules with other settings
     define their own)."""
     app = create_app(served_graph.app_settings, served_graph.store_settings, TEST_AUTH)
-    with TestClient(app) as test_client:
+    with TestClient(app, client=LOOPBACK) as test_client:
         yield test_client
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import TEST_AUTH, ServedGraph
+from conftest import LOOPBACK, TEST_AUTH, ServedGraph
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
@@ -27,7 +27,7 @@ query Page($filter: NonprofitFilter, $first: Int!, $after: String) {
 @pytest.fixture(scope="module")
 def client(served_graph: ServedGraph) -> Iterator[TestClient]:
     app = create_app(served_graph.app_settings, served_graph.store_settings, TEST_AUTH)
-    with TestClient(app) as test_client:
+    with TestClient(app, client=LOOPBACK) as test_client:
         yield test_client
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from conftest import free_port
 
+from graph_store import Statement, StoreSettings, open_analytics_store
+
 CLI = [sys.executable, "-m", "donor_match.cli"]
 
 
@@ -79,6 +81,14 @@ def test_demo_loads_trains_and_prints_a_working_query(tmp_path: Path) -> None:
         assert (tmp_path / "models" / "CURRENT").is_file()
         assert "matches(donorId:" in demo.stderr
         assert '"Authorization": "Bearer ' in demo.stderr
+        # The analyst graph is built too: analyticsQuery has something to read.
+        settings = StoreSettings(falkordb_port=int(env["DONOR_MATCH_FALKORDB_PORT"]))
+        analyst = open_analytics_store(settings)
+        try:
+            donors = analyst.read(Statement("count", "MATCH (d:Donor) RETURN count(d) AS n"))
+        finally:
+            analyst.close()
+        assert donors[0]["n"] > 0
     finally:
         run(["store", "stop"], env)
 

@@ -50,6 +50,7 @@ KNOWN_CODES = {
     "FORBIDDEN",
     "RATE_LIMITED",
     "UNAVAILABLE",
+    "CONFLICT",  # a donation id replayed with other content, or held by another gift
     "GRAPHQL_PARSE_FAILED",
     "GRAPHQL_VALIDATION_FAILED",
 }

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import TEST_AUTH, ServedGraph, error_codes, graphql, wait_for
+from conftest import LOOPBACK, TEST_AUTH, ServedGraph, error_codes, graphql, wait_for
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
@@ -197,7 +197,7 @@ def test_a_page_of_explained_matches_costs_two_store_round_trips_then_one(
     # Funding needs are re-read in the background every needs_refresh_s: not during this test.
     settings = served_graph.app_settings.model_copy(update={"needs_refresh_s": 3600.0})
     app = create_app(settings, served_graph.store_settings, TEST_AUTH)
-    with TestClient(app) as client:
+    with TestClient(app, client=LOOPBACK) as client:
 
         def queries() -> float:
             text = client.get("/metrics").text

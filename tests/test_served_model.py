@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from conftest import TEST_AUTH, ServedGraph
+from conftest import LOOPBACK, TEST_AUTH, ServedGraph
 from starlette.testclient import TestClient
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -76,7 +76,8 @@ def test_metrics_and_readiness_name_the_served_version(
     shutil.copytree(source, models / "v1")
     (models / CURRENT).write_text("v1\n")
     settings = served_graph.app_settings.model_copy(update={"models_dir": models})
-    with TestClient(create_app(settings, served_graph.store_settings, TEST_AUTH)) as client:
+    with TestClient(create_app(settings, served_graph.store_settings, TEST_AUTH),
+                    client=LOOPBACK) as client:
         assert client.get("/readyz").json()["model_version"] == "v1"
         assert 'donor_match_model_info{version="v1"} 1.0' in client.get("/metrics").text
 

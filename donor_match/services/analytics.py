@@ -2,40 +2,38 @@
 
 Three fences: the analyst store is bound to the anonymized graph (FalkorDB) or database (Neo4j);
 it runs the text on the store's read-only path (`GRAPH.RO_QUERY`; Neo4j READ access mode under a
-read-only user); and this service refuses up front what must never run, with a reason.
+read-only user); and this service refuses up front what must never run, with a reason
+(`cypher_check`, which reads the text as Cypher's lexer does). Each analyst runs a few queries at
+a time, and answers are capped in rows and in bytes.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from donor_match.errors import InvalidInputError
+import orjson
+
+from donor_match.errors import InvalidInputError, UnavailableError
 from donor_match.services.auth import ForbiddenError, Principal, Role, require_principal
+from donor_match.services.cypher_check import refusal
+from donor_match.services.rate_limit import RateLimitedError
 from graph_store import (
     GraphStore,
     Statement,
     StoreError,
     StoreForbiddenError,
     StoreUnavailableError,
+    statement,
 )
 
 MAX_QUERY_CHARS = 10_000
-# Clauses that write, change schema or data sources, switch databases or administer the server.
-FORBIDDEN_WORDS = {
-    "CREATE", "MERGE", "DELETE", "DETACH", "SET", "REMOVE", "DROP", "LOAD", "FOREACH", "USE",
-    "GRANT", "DENY", "REVOKE", "ALTER", "RENAME", "SHOW", "TERMINATE", "START", "STOP",
-    "ENABLE", "DISABLE", "TRANSACTIONS",
-}
-# Procedures analysts may call: schema discovery only.
-ALLOWED_PROCEDURES = {"db.labels", "db.relationshiptypes", "db.propertykeys"}
-_LITERALS = re.compile(r"'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"|//[^\n]*|/\*.*?\*/", re.S)
-_BACKTICKED = re.compile(r"`[^`]*`")
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-_CALL = re.compile(r"\bCALL\s+([A-Za-z_][\w.]*)", re.I)
+BUILD_HINT = "run `donor-match etl anonymize` to build it (`make demo` does)"
 
 
 class AnalyticsForbiddenError(ForbiddenError):
@@ -49,30 +47,30 @@ class AnalyticsResult:
     truncated: bool
 
 
-def refusal(cypher: str) -> str | None:
-    """Why `cypher` may not run on the analyst path, or None."""
-    code = _BACKTICKED.sub("``", _LITERALS.sub("''", cypher))
-    words = {w.upper() for w in _WORD.findall(code)}
-    if found := sorted(words & FORBIDDEN_WORDS):
-        return f"read-only queries only: {', '.join(found)} is not allowed"
-    if re.search(r"\bCALL\s*\{", code, re.I):
-        return "CALL subqueries are not allowed"
-    for procedure in _CALL.findall(code):
-        if procedure.lower() not in ALLOWED_PROCEDURES:
-            return f"procedure {procedure} is not allowed"
-    return None
-
-
 class AnalyticsService:
-    def __init__(self, analyst_store: GraphStore, row_cap: int) -> None:
+    def __init__(
+        self,
+        analyst_store: GraphStore,
+        row_cap: int,
+        *,
+        byte_cap: int = 1_000_000,
+        per_analyst: int = 2,
+        per_process: int = 4,
+    ) -> None:
         self._store = analyst_store
         self._row_cap = row_cap
+        self._byte_cap = byte_cap
+        self._per_analyst = per_analyst
+        self._per_process = per_process
+        self._running: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     def query(
         self, principal: Principal | None, cypher: str, params: object | None
     ) -> AnalyticsResult:
         """`params` is what the caller sent (any JSON value); it must be an object."""
-        require_principal(principal).require(Role.ANALYST, Role.ADMIN)
+        caller = require_principal(principal)
+        caller.require(Role.ANALYST, Role.ADMIN)
         if not cypher.strip() or len(cypher) > MAX_QUERY_CHARS:
             raise InvalidInputError(f"cypher must be 1 to {MAX_QUERY_CHARS} characters")
         if params is None:
@@ -83,22 +81,69 @@ class AnalyticsService:
             raise InvalidInputError(f"params: {bad!r} are not valid parameter names")
         if reason := refusal(cypher):
             raise AnalyticsForbiddenError(reason)
+        with self._slot(f"{caller.role}:{caller.subject}"):
+            try:
+                rows = self._store.read(Statement("analytics", cypher), params)
+            except StoreUnavailableError:
+                raise
+            except StoreForbiddenError as exc:  # a write the check above missed, refused
+                raise AnalyticsForbiddenError("read-only queries only") from exc
+            except StoreError as exc:
+                self._require_graph()  # a missing analyst database fails every query
+                raise InvalidInputError(f"query failed: {self._reason(exc)}") from exc
+            if not rows:
+                self._require_graph()
+        return self._capped(rows)
+
+    @contextmanager
+    def _slot(self, analyst: str) -> Iterator[None]:
+        """A few queries at a time per analyst and per process: heavy queries queue on the store's
+        threads, and every analyst's share of them stays small."""
+        with self._lock:
+            if self._running.get(analyst, 0) >= self._per_analyst:
+                raise RateLimitedError(
+                    f"at most {self._per_analyst} analytics queries at a time per analyst; "
+                    "retry when one ends"
+                )
+            if sum(self._running.values()) >= self._per_process:
+                raise RateLimitedError(
+                    f"{self._per_process} analytics queries are running; retry when one ends"
+                )
+            self._running[analyst] = self._running.get(analyst, 0) + 1
         try:
-            rows = self._store.read(Statement("analytics", cypher), params)
+            yield
+        finally:
+            with self._lock:
+                self._running[analyst] -= 1
+                if not self._running[analyst]:
+                    del self._running[analyst]
+
+    def _capped(self, rows: list[dict[str, Any]]) -> AnalyticsResult:
+        """Rows up to the row cap and, counted as the JSON they become, the byte cap: a small
+        query can return a large value many times (a 50 KB parameter in 1,000 rows)."""
+        columns = list(rows[0]) if rows else []
+        kept: list[list[Any]] = []
+        size = 0
+        for row in rows:
+            values = [row[c] for c in columns]
+            size += len(orjson.dumps(values, option=orjson.OPT_NON_STR_KEYS, default=str)) + 1
+            if len(kept) == self._row_cap or size > self._byte_cap:
+                return AnalyticsResult(columns, kept, truncated=True)
+            kept.append(values)
+        return AnalyticsResult(columns, kept, truncated=False)
+
+    def _require_graph(self) -> None:
+        try:
+            present = self._store.read(statement("api/analyst_graph_present"))
         except StoreUnavailableError:
             raise
-        except StoreForbiddenError as exc:  # a write the check above missed, refused by the store
-            raise AnalyticsForbiddenError("read-only queries only") from exc
         except StoreError as exc:
-            raise InvalidInputError(f"query failed: {_reason(exc)}") from exc
-        columns = list(rows[0]) if rows else []
-        return AnalyticsResult(
-            columns=columns,
-            rows=[[row[c] for c in columns] for row in rows[: self._row_cap]],
-            truncated=len(rows) > self._row_cap,
-        )
+            raise UnavailableError(f"the analyst graph cannot be read; {BUILD_HINT}") from exc
+        if not present:
+            raise UnavailableError(f"the analyst graph is missing or empty; {BUILD_HINT}")
 
-
-def _reason(exc: StoreError) -> str:
-    # Keep the store's own diagnosis (syntax, unknown function) but not our URI or statement name.
-    return str(exc).split(": ", 1)[-1]
+    def _reason(self, exc: StoreError) -> str:
+        # Keep the store's own diagnosis (syntax, unknown function) but not its URI or our
+        # statement's name.
+        reason = str(exc).replace(self._store.uri, "the analyst graph")
+        return reason.split(": ", 1)[-1]

@@ -1,4 +1,4 @@
-"""Recording donations: validate, write idempotently by donation id, announce."""
+"""Recording donations: validate, write once by donation id, announce."""
 
 from __future__ import annotations
 
@@ -11,14 +11,17 @@ from dataclasses import asdict
 from anyio import to_thread
 
 from donor_match.domain import Donation
-from donor_match.errors import InvalidInputError
+from donor_match.errors import ConflictError, InvalidInputError
 from donor_match.services.auth import Principal, Role, require_principal
 from donor_match.services.catalog import CatalogService
 from donor_match.services.events import EventBus, donation_topic, matches_topic
 from donor_match.services.ids import check_id
-from graph_store import GraphStore, StoreError, statement
+from graph_store import GraphStore, Row, StoreConflictError, statement
 
 MAX_AMOUNT = 1e9
+MIN_AMOUNT = 0.01  # the smallest unit: amounts are kept to the cent, and less would round to 0
+# A gift's time may run a day ahead of ours (clocks, time zones), not more.
+MAX_FUTURE_S = 86_400
 API_WRITER = "api"  # recorded as the donation's load_id, beside the ETL loads' ids
 
 
@@ -39,15 +42,25 @@ class DonationService:
         donation_id: str | None = None,
         ts: int | None = None,
     ) -> Donation:
-        """Record a gift; replaying the same `donation_id` updates rather than duplicates.
+        """Record a gift once per `donation_id`.
 
-        Donors record their own gifts; integrating platforms and admins record anyone's.
+        Donors record their own gifts; integrating platforms and admins record anyone's. Replaying
+        one's own gift with the same content changes nothing and announces nothing; with other
+        content it is a CONFLICT. An id held by an imported gift or another principal's is a
+        CONFLICT too, which says nothing about that gift.
         """
-        require_principal(principal).require_self_or(
-            donor_id, Role.DONOR, Role.INTEGRATOR, Role.ADMIN
-        )
-        if not (math.isfinite(amount) and 0 < amount <= MAX_AMOUNT):
-            raise InvalidInputError(f"amount must be a number in (0, {MAX_AMOUNT:g}], got {amount}")
+        caller = require_principal(principal)
+        caller.require_self_or(donor_id, Role.DONOR, Role.INTEGRATOR, Role.ADMIN)
+        if not (math.isfinite(amount) and MIN_AMOUNT <= amount <= MAX_AMOUNT):
+            raise InvalidInputError(
+                f"amount must be a number in [{MIN_AMOUNT}, {MAX_AMOUNT:g}], got {amount}"
+            )
+        now = int(time.time())
+        if ts is not None and not 0 < ts <= now + MAX_FUTURE_S:
+            raise InvalidInputError(
+                f"timestamp must be seconds since the Unix epoch, after 0 and at most a day "
+                f"from now ({now}), got {ts}"
+            )
         donation_id = check_id("id", donation_id) if donation_id is not None else (
             f"donation-{uuid.uuid4()}"
         )
@@ -58,27 +71,41 @@ class DonationService:
             "nonprofit_id": nonprofit_id,
             "amount": amount,
             "ts": ts,
-            "now": int(time.time()),
+            "now": now,
             "load_id": API_WRITER,
+            "recorded_by": f"{caller.role}:{caller.subject}",
         }
-        try:
-            rows = self._store.write(statement("api/record_donation"), params)
-        except StoreError as exc:
-            if "already exists" in str(exc) or "ConstraintValidation" in str(exc):
-                raise InvalidInputError(
-                    f"donation id {donation_id!r} is already used by another donor or nonprofit"
-                ) from exc
-            raise
-        if not rows or rows[0]["written"] == 0:
+        row = self._write(params)
+        outcome = row["outcome"]
+        if outcome == "unknown":
             # Nothing matched: name which side is unknown.
             self._catalog.donor(donor_id)
             self._catalog.nonprofit(nonprofit_id)
-        donation = Donation(
-            donation_id, donor_id, nonprofit_id, amount, int(rows[0]["ts"])
-        )
-        self._events.publish(donation_topic(nonprofit_id), asdict(donation))
-        self._events.publish(matches_topic(donor_id), {"donor_id": donor_id})
+        if outcome == "differs":
+            raise ConflictError(
+                f"donation {donation_id!r} is already recorded with another donor, nonprofit, "
+                "amount or timestamp; a gift is never rewritten: record a new gift instead"
+            )
+        if outcome not in {"new", "replay"}:
+            raise _taken(donation_id)
+        donation = Donation(donation_id, donor_id, nonprofit_id, amount, int(row["ts"]))
+        if outcome == "new":
+            self._events.publish(donation_topic(nonprofit_id), asdict(donation))
+            self._events.publish(matches_topic(donor_id), {"donor_id": donor_id})
         return donation
+
+    def _write(self, params: dict[str, object]) -> Row:
+        # Two first writes of one id can both find it free; the store's constraint refuses the
+        # second, and running it again classifies it against the winner (replay or conflict).
+        for attempt in range(2):
+            try:
+                rows = self._store.write(statement("api/record_donation"), params)
+            except StoreConflictError as exc:
+                if attempt:
+                    raise _taken(str(params["id"])) from exc
+                continue
+            return rows[0]
+        raise AssertionError("unreachable")
 
     async def feed(self, principal: Principal | None, nonprofit_id: str) -> AsyncIterator[Donation]:
         """Donations to a nonprofit as they are recorded: for the nonprofit, integrators, admins."""
@@ -88,3 +115,10 @@ class DonationService:
         await to_thread.run_sync(self._catalog.nonprofit, nonprofit_id)  # NOT_FOUND
         async for event in self._events.subscribe(donation_topic(nonprofit_id)):
             yield Donation(**event)
+
+
+def _taken(donation_id: str) -> ConflictError:
+    # The same words whoever holds the id and whatever it holds: no gift's details leak.
+    return ConflictError(
+        f"donation id {donation_id!r} cannot be used; omit the id to get a new one"
+    )

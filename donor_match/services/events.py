@@ -7,14 +7,15 @@ announce has already happened, so a failed publish is logged, never raised.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import redis
-import redis.asyncio
 
 Event = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ class EventBus(Protocol):
         """Subscriptions open in this process."""
         ...
 
+    def close(self) -> None: ...
+
 
 class InMemoryEventBus:
     """Fan-out within one process (a single API process, or tests)."""
@@ -41,7 +44,8 @@ class InMemoryEventBus:
 
     def publish(self, topic: str, event: Event) -> None:
         for loop, queue in list(self._subscribers.get(topic, ())):
-            loop.call_soon_threadsafe(_offer, queue, event)
+            with contextlib.suppress(RuntimeError):  # its loop closed as it was unsubscribing
+                loop.call_soon_threadsafe(_offer, queue, event)
 
     async def subscribe(self, topic: str) -> AsyncIterator[Event]:
         entry = (asyncio.get_running_loop(), asyncio.Queue[Event](maxsize=QUEUE_SIZE))
@@ -56,6 +60,9 @@ class InMemoryEventBus:
 
     def subscriber_count(self) -> int:
         return sum(len(entries) for entries in self._subscribers.values())
+
+    def close(self) -> None:
+        pass
 
 
 def _offer(queue: asyncio.Queue[Event], event: Event) -> None:
@@ -80,15 +87,26 @@ def nonprofit_topic(nonprofit_id: str) -> str:
 class RedisEventBus:
     """Fan-out across API processes: each event goes through a Redis channel per topic.
 
+    Each process holds one pub/sub connection, pattern-subscribed to every topic and read by one
+    thread that fans events out to the process's subscribers, however many there are (a
+    connection per subscription ran Redis out of clients at about a hundred sockets, cutting
+    off the API's own store connections). Every process therefore receives every event and
+    keeps those its subscribers want: events are small and few next to requests.
     The embedded FalkorDB server is a Redis server, so it carries the events locally.
     """
 
     CHANNEL_PREFIX = "donor_match:events:"
+    CLIENT_NAME = "donor_match_events"  # in CLIENT LIST, to count this fan-out's connections
+    RECONNECT_S = 1.0
 
     def __init__(self, url: str) -> None:
         self._url = url
         self._publisher = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        self._open = 0
+        self._local = InMemoryEventBus()
+        self._listener: threading.Thread | None = None
+        self._listening = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
 
     def publish(self, topic: str, event: Event) -> None:
         try:
@@ -97,19 +115,60 @@ class RedisEventBus:
             log.warning("event on %s not published: %s", topic, exc)
 
     async def subscribe(self, topic: str) -> AsyncIterator[Event]:
-        client = redis.asyncio.Redis.from_url(self._url, socket_connect_timeout=2)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(self.CHANNEL_PREFIX + topic)
-            self._open += 1
-            try:
-                async for message in pubsub.listen():
-                    yield json.loads(message["data"])
-            finally:
-                self._open -= 1
-        finally:
-            await pubsub.aclose()
-            await client.aclose()
+        self._start()
+        if not self._listening.is_set():
+            # Events published before the listener has subscribed would be lost: wait (briefly).
+            await asyncio.to_thread(self._listening.wait, 5)
+        async for event in self._local.subscribe(topic):
+            yield event
 
     def subscriber_count(self) -> int:
-        return self._open
+        return self._local.subscriber_count()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._listener is not None:
+            self._listener.join(5)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._listener is None:
+                self._listener = threading.Thread(
+                    target=self._listen, name="event-fan-out", daemon=True
+                )
+                self._listener.start()
+
+    def _fan_out(self, message: dict[str, Any]) -> None:
+        # Whatever reaches the channel, the thread must survive it: one bad message is dropped.
+        try:
+            topic = message["channel"].decode().removeprefix(self.CHANNEL_PREFIX)
+            event = json.loads(message["data"])
+        except (ValueError, AttributeError, KeyError) as exc:
+            log.warning("event dropped: not an event (%s)", exc)
+            return
+        if not isinstance(event, dict):
+            log.warning("event on %s dropped: not a JSON object", topic)
+            return
+        self._local.publish(topic, event)
+
+    def _listen(self) -> None:
+        """Read the one pub/sub connection until closed; reconnect after a failure (events sent
+        meanwhile are lost: they are notifications, not records)."""
+        while not self._stop.is_set():
+            client = redis.Redis.from_url(
+                self._url, socket_connect_timeout=2, client_name=self.CLIENT_NAME
+            )
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.psubscribe(self.CHANNEL_PREFIX + "*")
+                self._listening.set()
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self._fan_out(message)
+            except (redis.RedisError, OSError) as exc:
+                log.warning("event fan-out lost its Redis connection: %s; reconnecting", exc)
+                self._stop.wait(self.RECONNECT_S)
+            finally:
+                pubsub.close()
+                client.close()

@@ -22,4 +22,11 @@ def check_id(field: str, value: str) -> str:
         raise InvalidInputError(f"{field} must not start or end with whitespace")
     if any(unicodedata.category(char) == "Cc" for char in value):
         raise InvalidInputError(f"{field} must not contain control characters")
+    # Format characters print as nothing (zero-width spaces and joiners) or reorder what follows
+    # (bidi overrides), so two ids that look alike would differ; line and paragraph separators
+    # would break a line in logs.
+    if any(unicodedata.category(char) in {"Cf", "Zl", "Zp"} for char in value):
+        raise InvalidInputError(
+            f"{field} must not contain invisible format characters or bidi controls"
+        )
     return value

@@ -132,13 +132,7 @@ class ProfileService:
         caller.require_self_or(draft.nonprofit_id, Role.NONPROFIT, Role.ADMIN)
         if draft.id is not None:
             check_id("id", draft.id)
-            owner = self._owner(draft.id)
-            if owner is not None:
-                caller.require_self_or(owner, Role.NONPROFIT, Role.ADMIN)
-                if owner != draft.nonprofit_id:
-                    raise InvalidInputError(
-                        f"initiative {draft.id!r} belongs to nonprofit {owner!r}; it cannot move"
-                    )
+            self._check_owner(caller, draft.id, self._owner(draft.id), draft.nonprofit_id)
         title = self._check_page("title", draft.title, draft.description, draft.cause_ids)
         _check_amount("fundingGoal", draft.funding_goal)
         _check_amount("fundingNeed", draft.funding_need)
@@ -150,13 +144,17 @@ class ProfileService:
             )
         self._catalog.nonprofit(draft.nonprofit_id)  # NOT_FOUND
         initiative_id = draft.id or f"initiative-{uuid.uuid4()}"
-        self._store.write(
+        rows = self._store.write(
             statement("api/upsert_initiative"),
             {"id": initiative_id, "nonprofit_id": draft.nonprofit_id, "title": title,
              "description": draft.description, "funding_goal": draft.funding_goal,
              "funding_need": draft.funding_need, "cause_ids": list(dict.fromkeys(draft.cause_ids)),
              "now": int(time.time()), "load_id": API_WRITER},
         )
+        if not rows or rows[0]["written"] == 0:
+            # Another nonprofit took the id since the check above: the write refused it.
+            self._check_owner(caller, initiative_id, self._owner(initiative_id),
+                              draft.nonprofit_id)
         self._changed(draft.nonprofit_id)
         (initiative,) = [
             i for i in self._catalog.initiatives([draft.nonprofit_id])[draft.nonprofit_id]
@@ -176,6 +174,20 @@ class ProfileService:
             statement("api/delete_initiative"), {"id": initiative_id, "now": int(time.time())}
         )
         self._changed(owner)
+
+    @staticmethod
+    def _check_owner(
+        caller: Principal, initiative_id: str, owner: str | None, nonprofit_id: str
+    ) -> None:
+        """An existing initiative stays its owner's: FORBIDDEN for others, BAD_USER_INPUT for a
+        move."""
+        if owner is None:
+            return
+        caller.require_self_or(owner, Role.NONPROFIT, Role.ADMIN)
+        if owner != nonprofit_id:
+            raise InvalidInputError(
+                f"initiative {initiative_id!r} belongs to nonprofit {owner!r}; it cannot move"
+            )
 
     def _owner(self, initiative_id: str) -> str | None:
         rows = self._store.read(statement("api/initiative_owner"), {"id": initiative_id})
