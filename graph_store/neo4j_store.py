@@ -120,7 +120,9 @@ class Neo4jStore:
         except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.AuthError) as exc:
             raise StoreUnavailableError(self.uri, type(exc).__name__, CHECK_HINT) from exc
         except neo4j.exceptions.ConstraintError as exc:
-            raise StoreConflictError(f"{where} failed on {self.uri}: {exc.code}: {exc.message}") from exc
+            raise StoreConflictError(
+                f"{where} failed on {self.uri}: {exc.code}: {exc.message}"
+            ) from exc
         except neo4j.exceptions.Neo4jError as exc:
             refused = isinstance(exc, REFUSALS) or exc.code == ACCESS_MODE
             raise (StoreForbiddenError if refused else StoreError)(
