@@ -16,6 +16,9 @@ from donor_match.services.donations import DonationService
 from donor_match.services.events import InMemoryEventBus
 from graph_store import GraphStore, Row, Statement, StoreConflictError, open_store
 
+# Replays and races are decided by each store's own constraint errors: both stores.
+pytestmark = pytest.mark.backends("falkordb", "neo4j")
+
 RECORD = """mutation($input: RecordDonationInput!) {
   recordDonation(input: $input) { id donorId nonprofitId amount timestamp } }"""
 SUBSCRIBE = ("subscription($id: ID!) { donationRecorded(nonprofitId: $id) "

@@ -17,6 +17,9 @@ from donor_match.services.events import InMemoryEventBus
 from donor_match.services.profiles import InitiativeDraft, ProfileService
 from graph_store import GraphStore, Row, Statement, open_store
 
+# Replays and races are decided by each store's own constraint errors: both stores.
+pytestmark = pytest.mark.backends("falkordb", "neo4j")
+
 OWNERS = Statement(
     "test/initiative_owners",
     "MATCH (:Initiative {id: $id})-[:INITIATIVE_OF]->(n:Nonprofit) RETURN n.id AS id",
