@@ -82,7 +82,10 @@ def test_demo_loads_trains_and_prints_a_working_query(tmp_path: Path) -> None:
         assert "matches(donorId:" in demo.stderr
         assert '"Authorization": "Bearer ' in demo.stderr
         # The analyst graph is built too: analyticsQuery has something to read.
-        settings = StoreSettings(falkordb_port=int(env["DONOR_MATCH_FALKORDB_PORT"]))
+        settings = StoreSettings(
+            falkordb_port=int(env["DONOR_MATCH_FALKORDB_PORT"]),
+            falkordb_analyst_port=int(env["DONOR_MATCH_FALKORDB_ANALYST_PORT"]),
+        )
         analyst = open_analytics_store(settings)
         try:
             donors = analyst.read(Statement("count", "MATCH (d:Donor) RETURN count(d) AS n"))
