@@ -26,7 +26,7 @@ from graphql_api.context import principal, services
 from graphql_api.errors import ErrorCodes
 from graphql_api.execution import PlainFieldExecution
 from graphql_api.limits import RateLimit, SubscriptionsNeedWebSocket, cost_rule
-from graphql_api.observability import ApiMetrics, OperationMetrics
+from graphql_api.observability import ApiMetrics, OperationMetrics, OperationPhases, run_in_thread
 from graphql_api.parsing import ParsedOperationCache
 from graphql_api.types import (
     AnalyticsResult,
@@ -140,7 +140,7 @@ class Query:
             tuple(filter.causes) if filter.causes is not None else None,
             tuple(filter.regions) if filter.regions is not None else None,
         )
-        found = await run_in_threadpool(
+        found = await run_in_thread(
             services(info).matches.matches,
             principal(info),
             donor_id,
@@ -279,6 +279,7 @@ def build_schema(
     """The schema with metrics and the configured limits (depth, aliases, tokens, cost, rate)."""
     extensions: list[Any] = [
         OperationMetrics(metrics),
+        OperationPhases,
         ErrorCodes,
         QueryDepthLimiter(max_depth=settings.max_depth),
         MaxAliasesLimiter(max_alias_count=settings.max_aliases),
