@@ -153,7 +153,7 @@ class Query:
         info.context["metrics"].matches_served.inc(len(found))
         model = services(info).matches.model
         services(info).served_matches.add(model.version if model else None, len(found))
-        return [Match.of(m) for m in found]
+        return Match.served(found)
 
 
 @strawberry.type
@@ -263,7 +263,7 @@ class Subscription:
         self, info: Ctx, donor_id: strawberry.ID, first: int = 10
     ) -> AsyncGenerator[list[Match], None]:
         async for found in services(info).matches.updates(principal(info), donor_id, first):
-            yield [Match.of(m) for m in found]
+            yield Match.served(found)
 
     @strawberry.subscription(description="A nonprofit's profile, each time it changes.")
     async def nonprofit_updated(
