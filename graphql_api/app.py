@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -259,6 +260,10 @@ def create_app(
         blas = threadpool_limits(limits=1, user_api="blas")
         # What was built until now (schema, services, model) lives as long as the process: keep
         # the cycle collector's full collections to what requests leave behind.
+        try:  # the funding needs and impact, which the first page would otherwise wait for
+            await run_in_threadpool(services.matches.warm)
+        except StoreError as exc:  # served without: the first page reads them, as it would have
+            logging.getLogger(__name__).warning("could not read funding needs at start: %s", exc)
         gc.collect()
         gc.freeze()
         async with metrics.runtime.running():  # event-loop lag monitor, GC pause callback
