@@ -405,24 +405,62 @@ def bench_app() -> Any:
 
 
 def serve(args: argparse.Namespace) -> None:
-    """uvicorn with `bench_app` in --workers processes (run as a subprocess of the benchmark)."""
+    """uvicorn with `bench_app` in --workers processes (run as a subprocess of the benchmark).
+
+    With BENCH_REUSE_PORT=1 each worker listens on a socket of its own bound with SO_REUSEPORT,
+    so the kernel spreads new connections over the workers evenly (by a hash of each
+    connection), instead of uvicorn's one shared socket, where whichever worker wakes first
+    accepts: a burst of connections then lands mostly on one worker and, kept alive, stays
+    there."""
     import uvicorn
 
     os.environ["BENCH_MODELS"] = args.models
     os.environ["BENCH_FALKORDB_PORT"] = str(args.falkordb_port)
-    uvicorn.run(
-        "api_load:bench_app",
-        factory=True,
-        app_dir=str(REPO / "bench"),
-        workers=args.workers,
-        host="127.0.0.1",
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-    )
+    options: dict[str, Any] = {
+        "factory": True,
+        "app_dir": str(REPO / "bench"),
+        "host": "127.0.0.1",
+        "port": args.port,
+        "log_level": "warning",
+        "access_log": False,
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+    }
+    if os.environ.get("BENCH_REUSE_PORT") != "1" or args.workers == 1:
+        uvicorn.run("api_load:bench_app", workers=args.workers, **options)
+        return
+    import multiprocessing
+    import signal
+
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_serve_reuse_port, args=(options,)) for _ in range(args.workers)
+    ]
+    for worker in workers:
+        worker.start()
+
+    def stop(*_: Any) -> None:
+        for worker in workers:
+            worker.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for worker in workers:
+        worker.join()
+
+
+def _serve_reuse_port(options: dict[str, Any]) -> None:
+    import uvicorn
+
+    sys.path.insert(0, options["app_dir"])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((options["host"], options["port"]))
+    sock.set_inheritable(True)
+    server = uvicorn.Server(uvicorn.Config("api_load:bench_app", **options))
+    server.run(sockets=[sock])
 
 
 def _wait_ready(base: str, timeout_s: float) -> None:
@@ -452,13 +490,19 @@ def default_workdir(donors: int, nonprofits: int, donations: int) -> Path:
 
 
 def start_api(
-    work: Path, store_port: int, workers: int, env: dict[str, str] | None = None
+    work: Path,
+    store_port: int,
+    workers: int,
+    env: dict[str, str] | None = None,
+    repo: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """`serve` in a subprocess with `workers` uvicorn processes (and `env` added to theirs);
+    """`serve` in a subprocess with `workers` uvicorn processes (and `env` added to theirs),
+    from the checkout `repo` (default: this one; another commit's export for a code A/B);
     returns it and its base URL."""
     port = _free_port()
+    script = (repo / "bench" / "api_load.py") if repo is not None else Path(__file__)
     command = [
-        sys.executable, __file__, "--serve", "--port", str(port),
+        sys.executable, str(script), "--serve", "--port", str(port),
         "--falkordb-port", str(store_port), "--models", str(work / "models"),
         "--workers", str(workers),
     ]
