@@ -453,7 +453,8 @@ def serve(args: argparse.Namespace) -> None:
 def _serve_reuse_port(options: dict[str, Any]) -> None:
     import uvicorn
 
-    sys.path.insert(0, options["app_dir"])
+    options = dict(options)
+    sys.path.insert(0, options.pop("app_dir"))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
