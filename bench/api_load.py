@@ -515,7 +515,11 @@ def api_workers(server: subprocess.Popen[bytes]) -> list[int]:
     """The processes serving requests for a `--serve` process: its uvicorn workers, or itself
     when it runs one (uvicorn serves in process then)."""
     children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
-    return [int(pid) for pid in children] or [server.pid]
+    workers = [
+        int(pid) for pid in children  # not multiprocessing's resource tracker, which serves none
+        if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    return workers or [server.pid]
 
 
 def api_cpu_seconds(workers: list[int]) -> float:
