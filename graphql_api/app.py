@@ -258,12 +258,12 @@ def create_app(
         # API's parallelism is its processes, and OpenBLAS's idle threads spin between requests
         # (a product every 3.3 ms took 4.4 ms of CPU each with two threads, 0.76 with one).
         blas = threadpool_limits(limits=1, user_api="blas")
-        # What was built until now (schema, services, model) lives as long as the process: keep
-        # the cycle collector's full collections to what requests leave behind.
         try:  # the funding needs and impact, which the first page would otherwise wait for
             await run_in_threadpool(services.matches.warm)
         except StoreError as exc:  # served without: the first page reads them, as it would have
             logging.getLogger(__name__).warning("could not read funding needs at start: %s", exc)
+        # What was built until now (schema, services, model, needs) lives as long as the process:
+        # keep the cycle collector's full collections to what requests leave behind.
         gc.collect()
         gc.freeze()
         async with metrics.runtime.running():  # event-loop lag monitor, GC pause callback
