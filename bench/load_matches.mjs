@@ -40,6 +40,9 @@ function nextRequest() {
 }
 
 const latencies = [];
+// Per answer, its Server-Timing header (the API's phases, when it sends them) beside its
+// latency; parsed only for the slowest 1% at the end, to keep the generator's CPU down.
+const timings = [];
 let failures = 0;
 let example = null;
 
@@ -51,7 +54,37 @@ function check(status, body) {
   }
 }
 
+// The mean of each phase (ms) over the given answers' Server-Timing headers, and what their
+// latency holds outside the app (total latency less the app's own time): the wait for a free
+// connection, the kernel's and the event loop's queues before the app sees the request.
+function phaseBreakdown(order) {
+  const sums = {};
+  let counted = 0;
+  let latency = 0;
+  for (const i of order) {
+    const header = timings[i];
+    if (!header) continue;
+    counted += 1;
+    latency += latencies[i];
+    for (const entry of header.split(",")) {
+      const [name, dur] = entry.trim().split(";dur=");
+      sums[name] = (sums[name] ?? 0) + Number(dur);
+    }
+  }
+  if (!counted) return null;
+  const round = (x) => Math.round((x / counted) * 100) / 100;
+  const outside = latency - (sums.total ?? 0);
+  const phases = Object.fromEntries(
+    Object.entries(sums).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, round(v)]),
+  );
+  return { answers: counted, latency_ms: round(latency), outside_app_ms: round(outside), phases_ms: phases };
+}
+
 function report(seconds) {
+  const byLatency = latencies.map((_, i) => i).sort((a, b) => latencies[b] - latencies[a]);
+  const slowest = byLatency.slice(0, Math.max(1, Math.ceil(latencies.length / 100)));
+  const slowestPhases = phaseBreakdown(slowest);
+  const allPhases = phaseBreakdown(byLatency);
   latencies.sort((a, b) => a - b);
   const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
   const round = (x) => (latencies.length ? Math.round(x * 100) / 100 : null);
@@ -66,6 +99,8 @@ function report(seconds) {
       p99_ms: round(at(0.99)),
       mean_ms: round(mean),
       failure_example: example,
+      slowest_1pct: slowestPhases,
+      all_answers: allPhases,
     }),
   );
 }
@@ -79,7 +114,9 @@ function send(agent, url) {
       (res) => {
         const chunks = [];
         res.on("data", (chunk) => chunks.push(chunk));
-        res.on("end", () => resolve([res.statusCode, Buffer.concat(chunks).toString()]));
+        res.on("end", () =>
+          resolve([res.statusCode, Buffer.concat(chunks).toString(), res.headers["server-timing"]]),
+        );
       },
     );
     req.on("error", (error) => resolve([0, String(error)]));
@@ -101,8 +138,9 @@ async function closedLoop() {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     while (performance.now() < end) {
       const began = performance.now();
-      const [status, text] = await send(agent, url);
+      const [status, text, timing] = await send(agent, url);
       latencies.push(performance.now() - began);
+      timings.push(timing);
       check(status, text);
     }
     agent.destroy();
@@ -128,9 +166,10 @@ function openLoop() {
   };
   const fire = (due) => {
     pending += 1;
-    send(agent, url).then(([status, text]) => {
+    send(agent, url).then(([status, text, timing]) => {
       last = performance.now();
       latencies.push(last - due);
+      timings.push(timing);
       check(status, text);
       pending -= 1;
       finish();

@@ -41,6 +41,9 @@ class AppSettings(BaseSettings):
     # How long a process shows a nonprofit's row in matches (name, region, causes, need) before
     # reading it again; changes through the process itself show at once.
     page_rows_ttl_s: float = Field(30.0, gt=0, validation_alias="DONOR_MATCH_PAGE_ROWS_TTL_S")
+    # Send each HTTP request's phases back in a Server-Timing header (the load benchmark reads
+    # them); off by default: it tells callers about the server's internals.
+    server_timing: bool = Field(False, validation_alias="DONOR_MATCH_SERVER_TIMING")
     # Subscription fan-out across processes; unset: the embedded store's Redis (FalkorDB), or
     # in-process only when the store is Neo4j.
     redis_url: str | None = Field(None, validation_alias="DONOR_MATCH_REDIS_URL")

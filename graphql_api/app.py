@@ -6,6 +6,8 @@ import gc
 import hmac
 import ipaddress
 import json
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -50,10 +52,18 @@ from donor_match.services.served_model import ServedModel
 from donor_match.settings import AppSettings, AuthSettings
 from graph_store import GraphStore, StoreError, StoreSettings, open_analytics_store, open_store
 from graphql_api.context import Services
+from graphql_api.execution import time_resolvers
 from graphql_api.graphiql import graphiql
 from graphql_api.limits import BodySizeLimit, SubscriptionSlots
 from graphql_api.loaders import initiative_loader, nonprofit_loader
-from graphql_api.observability import ApiMetrics, CountingStore, RequestIdMiddleware
+from graphql_api.observability import (
+    PHASE_SERIALIZATION,
+    ApiMetrics,
+    CountingStore,
+    RequestIdMiddleware,
+    RequestPhasesMiddleware,
+    add_phase,
+)
 from graphql_api.schema import build_schema
 
 
@@ -196,7 +206,10 @@ class _GraphQLApp(GraphQL[dict[str, Any], None]):
     def encode_json(self, data: object) -> str:
         # Text, as WebSocket messages must be; non-string keys: `analyticsQuery` rows are the
         # analyst's own JSON.
-        return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode()
+        began = time.perf_counter()
+        text = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode()
+        add_phase(PHASE_SERIALIZATION, time.perf_counter() - began)
+        return text
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -277,9 +290,9 @@ def create_app(
     )
     limiter = RateLimiter(app_settings.rate_limit_per_minute)
     ide = graphiql()
-    graphql = _GraphQLApp(
-        services, build_schema(app_settings, limiter, metrics), metrics, ide.html, app_settings
-    )
+    schema = build_schema(app_settings, limiter, metrics)
+    time_resolvers(schema._schema)  # each resolver's time, for slow requests' phases
+    graphql = _GraphQLApp(services, schema, metrics, ide.html, app_settings)
     metrics.subscriptions.set_function(services.events.subscriber_count)
 
     def export_model_metrics() -> None:
@@ -338,11 +351,16 @@ def create_app(
         # API's parallelism is its processes, and OpenBLAS's idle threads spin between requests
         # (a product every 3.3 ms took 4.4 ms of CPU each with two threads, 0.76 with one).
         blas = threadpool_limits(limits=1, user_api="blas")
-        # What was built until now (schema, services, model) lives as long as the process: keep
-        # the cycle collector's full collections to what requests leave behind.
+        try:  # the funding needs and impact, which the first page would otherwise wait for
+            await run_in_threadpool(services.matches.warm)
+        except StoreError as exc:  # served without: the first page reads them, as it would have
+            logging.getLogger(__name__).warning("could not read funding needs at start: %s", exc)
+        # What was built until now (schema, services, model, needs) lives as long as the process:
+        # keep the cycle collector's full collections to what requests leave behind.
         gc.collect()
         gc.freeze()
-        yield
+        async with metrics.runtime.running():  # event-loop lag monitor, GC pause callback
+            yield
         blas.restore_original_limits()
         store.close()
         analyst_store.close()
@@ -359,6 +377,12 @@ def create_app(
         ],
         lifespan=lifespan,
         middleware=[
+            # Outermost, so a request's phases add up to all of its time in the app.
+            Middleware(
+                RequestPhasesMiddleware,
+                metrics=metrics.runtime,
+                server_timing=app_settings.server_timing,
+            ),
             Middleware(RequestIdMiddleware),
             Middleware(
                 BodySizeLimit, max_bytes=app_settings.max_body_bytes,

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable
+from inspect import isawaitable
 from operator import attrgetter
 from typing import Any
 
@@ -42,6 +44,7 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLSchema,
     GraphQLString,
     OperationDefinitionNode,
     VariableNode,
@@ -51,6 +54,8 @@ from graphql import (
 )
 from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from graphql_api.observability import current_phases
 
 _NOT_PLAIN: Any = object()  # what a completer returns for a value it leaves to graphql-core
 
@@ -344,3 +349,48 @@ def plain_reader(field_def: GraphQLField) -> Callable[[Any], Any] | None:
             read = lambda source: resolve(source, None)  # noqa: E731
     _READERS[id(field_def)] = (field_def, read)
     return read
+
+
+def time_resolvers(schema: GraphQLSchema) -> None:
+    """Wrap every field that has a resolver of its own (not a plain field: those stay on the
+    short path above) so its wall time, less the store and queueing time inside it, is the
+    request's `resolver:<Type.field>` phase (graphql_api.observability.RequestPhases)."""
+    for type_ in schema.type_map.values():
+        if not isinstance(type_, GraphQLObjectType) or type_.name.startswith("__"):
+            continue
+        if type_ is schema.subscription_type:
+            continue  # its fields stream; a subscription's time is not a request's
+        for name, field in type_.fields.items():
+            resolve = field.resolve
+            if resolve is None or getattr(resolve, "_is_default", False):
+                continue
+            if getattr(resolve, "_timed", False):
+                continue
+            field.resolve = _timed(resolve, f"{type_.name}.{name}")
+
+
+def _timed(resolve: Callable[..., Any], name: str) -> Callable[..., Any]:
+    def timed_resolve(source: Any, info: Any, **args: Any) -> Any:
+        phases = current_phases.get()
+        if phases is None:
+            return resolve(source, info, **args)
+        began, nested = time.perf_counter(), phases.nested()
+        try:
+            result = resolve(source, info, **args)
+        except Exception:
+            phases.add_resolver(name, time.perf_counter() - began, nested)
+            raise
+        if not isawaitable(result):
+            phases.add_resolver(name, time.perf_counter() - began, nested)
+            return result
+
+        async def finish() -> Any:
+            try:
+                return await result
+            finally:
+                phases.add_resolver(name, time.perf_counter() - began, nested)
+
+        return finish()
+
+    timed_resolve._timed = True  # type: ignore[attr-defined]
+    return timed_resolve

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import gc
 import json
 import logging
+import os
 import random
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
+from anyio import to_thread
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -62,6 +67,7 @@ class ApiMetrics:
             registry=self.registry,
         )
         self._operation_labels: set[str] = set()
+        self.runtime = RuntimeMetrics(self.registry)
 
     def operation_label(self, name: str | None) -> str:
         if not name:
@@ -100,6 +106,24 @@ class OperationMetrics(SchemaExtension):
         for error in getattr(result, "errors", None) or ():
             code = (error.extensions or {}).get("code", "INTERNAL_SERVER_ERROR")
             self._metrics.errors.labels(code).inc()
+
+
+class OperationPhases(SchemaExtension):
+    """A request's `parse_validate` phase (the operation's start to its execution) and its
+    execution time, which resolvers' time is taken from to leave `execution`."""
+
+    def on_operation(self) -> Iterator[None]:
+        self._started = time.perf_counter()
+        yield
+
+    def on_execute(self) -> Iterator[None]:
+        phases = current_phases.get()
+        began = time.perf_counter()
+        if phases is not None:
+            phases.add(PHASE_PARSE_VALIDATE, began - self._started)
+        yield
+        if phases is not None:
+            phases.add("_execute", time.perf_counter() - began)
 
 
 def _new_request_id() -> str:
@@ -188,11 +212,19 @@ class CountingStore:
 
     def read(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
         self._counter.labels(statement.name, "read").inc()
-        return self._store.read(statement, params)
+        began = time.perf_counter()
+        try:
+            return self._store.read(statement, params)
+        finally:
+            add_phase(PHASE_STORE, time.perf_counter() - began)
 
     def write(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
         self._counter.labels(statement.name, "write").inc()
-        return self._store.write(statement, params)
+        began = time.perf_counter()
+        try:
+            return self._store.write(statement, params)
+        finally:
+            add_phase(PHASE_STORE, time.perf_counter() - began)
 
     def apply_schema(self) -> None:
         self._store.apply_schema()
@@ -205,3 +237,230 @@ class CountingStore:
 
     def close(self) -> None:
         self._store.close()
+
+
+# ------------------------------------------------------------------ runtime instruments
+# What a slow request spent its time on, the event loop's lag, the collector's pauses and how
+# requests spread over worker processes: the figures that tell a stalled process from a slow
+# store or a slow query (issue 22). Additive to the metrics above, in the same registry.
+
+SLOW_REQUEST_S = 0.05  # requests slower than this have their phases kept as metrics
+
+# A request's phases, adding up to its time in the app. `resolver:<Type.field>` phases are the
+# schema's own resolver fields, so the label's values are bounded by the schema.
+PHASE_QUEUEING = "queueing"  # waiting for a service thread, then for the loop to resume
+PHASE_PARSE_VALIDATE = "parse_validate"  # from the operation's start to its execution
+PHASE_STORE = "store"  # inside store round trips
+PHASE_EXECUTION = "execution"  # graphql-core completing values, outside any resolver
+PHASE_SERIALIZATION = "serialization"  # the response body as JSON
+PHASE_OTHER = "other"  # HTTP, middleware, authentication, context: the rest of the request
+
+current_phases: contextvars.ContextVar[RequestPhases | None] = contextvars.ContextVar(
+    "current_phases", default=None
+)
+
+
+class RequestPhases:
+    """Seconds per phase of one request. Threads serving the request add to it through the
+    context they inherit (anyio copies it into `to_thread`)."""
+
+    __slots__ = ("resolving", "seconds", "started")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.seconds: dict[str, float] = {}
+        self.resolving = 0.0  # resolvers' wall time, execution's share is the remainder
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+
+    def nested(self) -> float:
+        """Store and queueing time so far: what a resolver's wall time holds besides its own."""
+        return self.seconds.get(PHASE_STORE, 0.0) + self.seconds.get(PHASE_QUEUEING, 0.0)
+
+    def add_resolver(self, name: str, wall: float, nested_before: float) -> None:
+        self.resolving += wall
+        self.add(f"resolver:{name}", max(0.0, wall - (self.nested() - nested_before)))
+
+    def finish(self, now: float) -> dict[str, float]:
+        """All phases, with `execution` and `other` as what the measured ones leave."""
+        phases = dict(self.seconds)
+        executing = phases.pop("_execute", 0.0)
+        phases[PHASE_EXECUTION] = max(0.0, executing - self.resolving)
+        phases[PHASE_OTHER] = max(0.0, now - self.started - sum(phases.values()))
+        return phases
+
+
+def add_phase(phase: str, seconds: float) -> None:
+    phases = current_phases.get()
+    if phases is not None:
+        phases.add(phase, seconds)
+
+
+async def run_in_thread(func: Any, *args: Any) -> Any:
+    """`func(*args)` in a worker thread, its waits counted as the request's `queueing`: for the
+    thread to start (the pool's limit, the GIL), and for the event loop to resume the request
+    after it ends."""
+    phases = current_phases.get()
+    if phases is None:
+        return await to_thread.run_sync(func, *args)
+    submitted = time.perf_counter()
+    times = [0.0, 0.0]
+
+    def timed() -> Any:
+        times[0] = time.perf_counter()
+        try:
+            return func(*args)
+        finally:
+            times[1] = time.perf_counter()
+
+    try:
+        return await to_thread.run_sync(timed)
+    finally:
+        if times[1]:
+            phases.add(
+                PHASE_QUEUEING, (times[0] - submitted) + (time.perf_counter() - times[1])
+            )
+
+
+class RuntimeMetrics:
+    """Event-loop lag, GC pauses, requests per worker process and slow requests' phases."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.loop_lag = Histogram(
+            "donor_match_event_loop_lag_seconds",
+            "How late the event loop ran a timer (sampled every 0.1 s): work that held the loop.",
+            registry=registry,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.loop_lag_max = Gauge(
+            "donor_match_event_loop_lag_max_seconds",
+            "The largest event-loop lag since the last scrape.", registry=registry,
+        )
+        self.gc_pause = Histogram(
+            "donor_match_gc_pause_seconds",
+            "Cycle-collector pauses by generation (gc.callbacks).", ["generation"],
+            registry=registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+        )
+        self.worker_requests = Counter(
+            "donor_match_worker_requests",
+            "HTTP requests served by this worker process (label: its pid).", ["worker"],
+            registry=registry,
+        )
+        self.worker_in_flight = Gauge(
+            "donor_match_worker_requests_in_flight",
+            "HTTP requests this worker process is serving now.", ["worker"], registry=registry,
+        )
+        self.slow_requests = Counter(
+            "donor_match_slow_requests",
+            f"HTTP requests that took over {SLOW_REQUEST_S * 1000:.0f} ms in the app.",
+            registry=registry,
+        )
+        self.slow_phase = Histogram(
+            "donor_match_slow_request_phase_seconds",
+            f"Where requests over {SLOW_REQUEST_S * 1000:.0f} ms spent their time, by phase "
+            "(queueing, parse_validate, resolver:<Type.field>, store, execution, serialization, "
+            "other).",
+            ["phase"], registry=registry,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self._gc_started = 0.0
+        self._lag_max = 0.0
+        self.loop_lag_max.set_function(self._take_lag_max)
+
+    def _take_lag_max(self) -> float:
+        value, self._lag_max = self._lag_max, 0.0
+        return value
+
+    # The collector calls this around every collection, on whichever thread triggered it.
+    def on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif self._gc_started:
+            self.gc_pause.labels(str(info["generation"])).observe(
+                time.perf_counter() - self._gc_started
+            )
+            self._gc_started = 0.0
+
+    async def watch_loop(self, interval_s: float = 0.1) -> None:
+        """Sleeps `interval_s` at a time and records how late it woke: until cancelled."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + interval_s
+            await asyncio.sleep(interval_s)
+            lag = max(0.0, loop.time() - due)
+            self.loop_lag.observe(lag)
+            self._lag_max = max(self._lag_max, lag)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The loop monitor and the GC callback for as long as the app serves."""
+        gc.callbacks.append(self.on_gc)
+        watcher = asyncio.get_running_loop().create_task(self.watch_loop())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            gc.callbacks.remove(self.on_gc)
+
+    def record(self, phases: dict[str, float], total: float) -> None:
+        if total > SLOW_REQUEST_S:
+            self.slow_requests.inc()
+            for phase, seconds in phases.items():
+                self.slow_phase.labels(phase).observe(seconds)
+
+
+class RequestPhasesMiddleware:
+    """Times each HTTP request's phases (see `RequestPhases`), keeps slow ones' as metrics,
+    counts requests per worker process and, with `server_timing`, sends the phases back in a
+    `Server-Timing` header (the load benchmark reads it; off in production, where it would tell
+    callers about the server's internals)."""
+
+    def __init__(self, app: ASGIApp, metrics: RuntimeMetrics, server_timing: bool = False) -> None:
+        self._app = app
+        self._metrics = metrics
+        self._server_timing = server_timing
+        worker = str(os.getpid())
+        self._requests = metrics.worker_requests.labels(worker)
+        self._in_flight = metrics.worker_in_flight.labels(worker)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        self._requests.inc()
+        self._in_flight.inc()
+        phases = RequestPhases(time.perf_counter())
+        token = current_phases.set(phases)
+        finished: dict[str, float] | None = None
+        total = 0.0
+
+        async def send_with_timing(message: Message) -> None:
+            nonlocal finished, total
+            if message["type"] == "http.response.start" and finished is None:
+                now = time.perf_counter()
+                total = now - phases.started
+                finished = phases.finish(now)
+                if self._server_timing:
+                    MutableHeaders(scope=message)["Server-Timing"] = server_timing_header(
+                        finished, total
+                    )
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_with_timing)
+        finally:
+            self._in_flight.dec()
+            current_phases.reset(token)
+            if finished is not None:
+                self._metrics.record(finished, total)
+
+
+def server_timing_header(phases: dict[str, float], total: float) -> str:
+    entries = [f"total;dur={total * 1000:.3f}"]
+    entries += [
+        f"{name.replace(':', '.')};dur={seconds * 1000:.3f}"
+        for name, seconds in phases.items() if seconds > 0
+    ]
+    return ", ".join(entries)

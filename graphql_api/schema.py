@@ -27,7 +27,7 @@ from graphql_api.context import principal, services
 from graphql_api.errors import ErrorCodes, log_errors
 from graphql_api.execution import PlainFieldExecution
 from graphql_api.limits import RateLimit, SubscriptionsNeedWebSocket, cost_rule
-from graphql_api.observability import ApiMetrics, OperationMetrics
+from graphql_api.observability import ApiMetrics, OperationMetrics, OperationPhases, run_in_thread
 from graphql_api.parsing import ParsedOperationCache
 from graphql_api.types import (
     AnalyticsResult,
@@ -141,7 +141,7 @@ class Query:
             tuple(filter.causes) if filter.causes is not None else None,
             tuple(filter.regions) if filter.regions is not None else None,
         )
-        found = await run_in_threadpool(
+        found = await run_in_thread(
             services(info).matches.matches,
             principal(info),
             donor_id,
@@ -154,7 +154,7 @@ class Query:
         info.context["metrics"].matches_served.inc(len(found))
         model = services(info).matches.model
         services(info).served_matches.add(model.version if model else None, len(found))
-        return [Match.of(m) for m in found]
+        return Match.served(found)
 
 
 @strawberry.type
@@ -269,7 +269,7 @@ class Subscription:
     ) -> AsyncGenerator[list[Match], None]:
         with info.context["subscription_slots"].hold(info.context):
             async for found in services(info).matches.updates(principal(info), donor_id, first):
-                yield [Match.of(m) for m in found]
+                yield Match.served(found)
 
     @strawberry.subscription(description="A nonprofit's profile, each time it changes.")
     async def nonprofit_updated(
@@ -295,6 +295,7 @@ def build_schema(
     """The schema with metrics and the configured limits (depth, aliases, tokens, cost, rate)."""
     extensions: list[Any] = [
         OperationMetrics(metrics),
+        OperationPhases,
         ErrorCodes,
         QueryDepthLimiter(max_depth=settings.max_depth),
         MaxAliasesLimiter(max_alias_count=settings.max_aliases),

@@ -108,6 +108,10 @@ class _Impact:
         self._multipliers: LRUCache[float, np.ndarray] = LRUCache(self.MAX_WEIGHTS)
         self._lock = threading.Lock()
 
+    def weights(self) -> list[float]:
+        with self._lock:
+            return list(self._multipliers)
+
     def multiplier(self, weight: float) -> np.ndarray:
         with self._lock:
             found = self._multipliers.get(weight)
@@ -124,8 +128,12 @@ class _NeedIndex:
     Read whole once; after that, every `refresh_s` a background thread reads only the nonprofits
     whose need changed since the last read (by the stamp every need write sets, index-backed),
     so a refresh costs what changed rather than every nonprofit stating a need (100k of them:
-    ~0.5 s of CPU per process). Requests keep being served from the last copy meanwhile. A
-    change made through this process is read before the next ranking (`invalidate`).
+    ~0.5 s of CPU per process). Requests keep being served from the last copy meanwhile, and
+    the background thread also computes the impact the next requests rank with: after a bulk
+    update of needs, rebuilding it on the first request after each refresh held that request
+    (and, through the GIL, the process) for tens of milliseconds (docs/api-performance.md). A
+    re-read that changes nothing (the overlap below) keeps the same copy, so nothing is rebuilt.
+    A change made through this process is read before the next ranking (`invalidate`).
     """
 
     # Changes are re-read from this long before the last read began: the stamp is the writing
@@ -142,6 +150,7 @@ class _NeedIndex:
         self._changed_here = False
         self._refreshing = False
         self._impact: _Impact | None = None  # the last computed
+        self._basis: tuple[ModelArtifact, dict[str, int]] | None = None  # what it was for
 
     def invalidate(self) -> None:
         with self._lock:
@@ -150,14 +159,40 @@ class _NeedIndex:
     def impact(self, model: ModelArtifact, positions: dict[str, int]) -> _Impact:
         needs = self._current()
         with self._lock:
-            cached = self._impact
-        if cached is not None and cached.needs is needs and cached.model is model:
+            cached, latest = self._impact, self._needs
+            self._basis = (model, positions)
+        # The background refresh may have computed it from a newer copy than `needs` meanwhile.
+        if (
+            cached is not None
+            and cached.model is model
+            and (cached.needs is needs or cached.needs is latest)
+        ):
             return cached
+        return self._compute(needs, model, positions, cached)
+
+    def warm(self, model: ModelArtifact | None, positions: dict[str, int] | None) -> None:
+        """Read the needs (and, for a served model, compute its impact) before requests do."""
+        needs = self._current()
+        if model is not None and positions is not None:
+            with self._lock:
+                self._basis = (model, positions)
+            self._compute(needs, model, positions, None)
+
+    def _compute(
+        self,
+        needs: dict[str, float],
+        model: ModelArtifact,
+        positions: dict[str, int],
+        previous: _Impact | None,
+    ) -> _Impact:
         unmet = np.zeros(len(model.nonprofit_ids))
         for nonprofit_id, need in needs.items():
             if (position := positions.get(nonprofit_id)) is not None:
                 unmet[position] = need
         impact = _Impact(needs, model, impact_of(unmet))
+        if previous is not None:
+            for weight in previous.weights():  # the weights requests ranked with, ready too
+                impact.multiplier(weight)
         with self._lock:
             self._impact = impact
         return impact
@@ -179,7 +214,11 @@ class _NeedIndex:
 
     def _background_read(self) -> None:
         try:
-            self._read_changes()
+            needs = self._read_changes()
+            with self._lock:
+                cached, basis = self._impact, self._basis
+            if basis is not None and (cached is None or cached.needs is not needs):
+                self._compute(needs, *basis, cached)
         except StoreError as exc:  # keep serving the last needs; the next refresh retries
             log.warning("could not refresh funding needs: %s", exc)
         finally:
@@ -201,12 +240,21 @@ class _NeedIndex:
         rows = self._store.read(
             statement("api/nonprofit_needs_changed"), {"since": int(since) - self.OVERLAP_S}
         )
-        needs = dict(base) if rows else base
+        changed: dict[str, float] = {}
         for row in rows:
-            if float(row["need"]) > 0:
-                needs[row["id"]] = float(row["need"])
-            else:
-                needs.pop(row["id"], None)
+            need = float(row["need"])
+            if need > 0 and base.get(row["id"]) != need:
+                changed[row["id"]] = need
+            elif need <= 0 and row["id"] in base:
+                changed[row["id"]] = 0.0
+        needs = base
+        if changed:  # else the same copy: the impact computed from it stays current
+            needs = dict(base)
+            for nonprofit_id, need in changed.items():
+                if need > 0:
+                    needs[nonprofit_id] = need
+                else:
+                    needs.pop(nonprofit_id, None)
         return self._keep(needs, began)
 
     def _keep(self, needs: dict[str, float], began: float) -> dict[str, float]:
@@ -292,6 +340,12 @@ class MatchService:
     @property
     def model(self) -> ModelArtifact | None:
         return self._model.current()
+
+    def warm(self) -> None:
+        """Read what the first page would otherwise read on its way (the funding needs and the
+        served model's impact), so that start-up costs no request its latency."""
+        model = self._model.current()
+        self._needs.warm(model, self._positions_of(model) if model is not None else None)
 
     def nonprofit_changed(self, nonprofit_id: str) -> None:
         """A nonprofit's profile, need or initiatives changed: rank and show the new ones now."""
