@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +76,49 @@ def test_readme_is_a_front_door() -> None:
     for command in ("make demo", "DONOR_MATCH_STORE=neo4j make demo", "make test",
                     "donor-match quickstart"):
         assert command in top, f"README's opening lines lost `{command}`"
+
+
+def _selection_shape(selection_set: Any) -> dict[str, Any]:
+    """{response key: sub-shape or None} of a GraphQL selection set."""
+    return {
+        field.name.value: _selection_shape(field.selection_set) if field.selection_set else None
+        for field in selection_set.selections
+    }
+
+
+def _answer_fits(answer: Any, shape: dict[str, Any] | None, where: str) -> None:
+    if shape is None:
+        assert not isinstance(answer, dict | list), f"{where}: a leaf, got {answer!r}"
+        return
+    for item in answer if isinstance(answer, list) else [answer]:
+        assert isinstance(item, dict) and set(item) == set(shape), (
+            f"{where}: fields {sorted(item) if isinstance(item, dict) else item} "
+            f"against the query's {sorted(shape)}"
+        )
+        for key, sub in shape.items():
+            _answer_fits(item[key], sub, f"{where}.{key}")
+
+
+def test_readme_example_query_runs_on_the_schema_and_its_answer_has_its_shape() -> None:
+    """The front door's example stays true: the query validates against the API's schema, the
+    answer shown has exactly the fields it selects, and the demo prints the same selection."""
+    from graphql import parse, validate
+
+    from donor_match.cli import SAMPLE_QUERY
+    from donor_match.services.rate_limit import RateLimiter
+    from donor_match.settings import AppSettings
+    from graphql_api.observability import ApiMetrics
+    from graphql_api.schema import build_schema
+
+    text = README.read_text()
+    (query,) = re.findall(r"```graphql\n(.*?)```", text, re.S)
+    answers = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, re.S)]
+    assert len(answers) == 1, "README should show one answer, as JSON"
+    schema = build_schema(AppSettings(), RateLimiter(600), ApiMetrics())._schema
+    document = parse(query)
+    assert not validate(schema, document), validate(schema, document)
+    shape = _selection_shape(document.definitions[0].selection_set)  # type: ignore[attr-defined]
+    assert answers[0]["data"], "the answer shows no data"
+    _answer_fits(answers[0]["data"], shape, "data")
+    demo = parse(SAMPLE_QUERY.format(donor_id="d"))
+    assert _selection_shape(demo.definitions[0].selection_set) == shape  # type: ignore[attr-defined]
