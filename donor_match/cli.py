@@ -663,15 +663,26 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Default: DONOR_MATCH_API_PORT.")] = None,
 ) -> None:
     """Serve the GraphQL API (GraphiQL at /graphql) with uvicorn."""
+    _serve(host, port)
+
+
+def _serve(host: str | None, port: int | None, greeting: tuple[str, str] | None = None) -> None:
+    """The API under uvicorn; `greeting` (a query and a bearer token, `demo` only) is what
+    GraphiQL opens with."""
     import uvicorn
 
     from graphql_api.app import create_app, uvicorn_options
+    from graphql_api.graphiql import GraphiQLDefaults
     from graphql_api.observability import configure_json_logging
 
     configure_json_logging()
     settings = AppSettings()
+    defaults = None
+    if greeting is not None:
+        query, token = greeting
+        defaults = GraphiQLDefaults(query, {"Authorization": f"Bearer {token}"})
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, graphiql_defaults=defaults),
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_config=None,  # uvicorn logs through the JSON handler too
@@ -704,13 +715,13 @@ def demo(
         os.environ["DONOR_MATCH_ANON_SECRET"] = secrets.token_urlsafe(48)  # this process only
     etl_anonymize(k=None, as_json=False)
     train(snapshot=None, steps=steps, seed=0)
-    _print_try_it(tables["donations"].column("donor_id")[0].as_py())
+    greeting = _print_try_it(tables["donations"].column("donor_id")[0].as_py())
     if serve_api:
-        serve(host=None, port=None)
+        _serve(None, None, greeting)
 
 
-def _print_try_it(donor_id: str) -> None:
-    """The GraphiQL address, a donor token and a first query."""
+def _print_try_it(donor_id: str) -> tuple[str, str]:
+    """The GraphiQL address, a donor token and a first query; returns the query and token."""
     settings = AppSettings()
     if not os.environ.get("DONOR_MATCH_JWT_SECRET"):
         # A throwaway signing key for this demo process only; never written anywhere.
@@ -719,14 +730,17 @@ def _print_try_it(donor_id: str) -> None:
     from donor_match.settings import AuthSettings
 
     token = TokenService(AuthSettings()).issue(donor_id, Role.DONOR, ttl_s=7 * 24 * 3600)
+    query = SAMPLE_QUERY.format(donor_id=donor_id)
     console.print(
         f"\nGraphiQL: http://{settings.api_host}:{settings.api_port}/graphql\n"
-        f"Paste into its Headers tab (a donor token for {donor_id}):\n\n"
+        "opens with this query and a donor token for "
+        f"{donor_id} in its Headers tab (for curl or another client):\n\n"
         + json.dumps({"Authorization": f"Bearer {token}"})
-        + "\n\nand run:\n\n"
-        + SAMPLE_QUERY.format(donor_id=donor_id)
+        + "\n\n"
+        + query
         + "\n"
     )
+    return query, token
 
 
 @app.command()
@@ -780,13 +794,14 @@ def quickstart(
             console.print(f"- {line}")
     else:
         console.print("\neverything in the export loaded, and the model passed its gate")
+    greeting = None
     if served:
         import pyarrow.parquet as pq
 
         donors = pq.read_table(snapshot / "donations.parquet", columns=["donor_id"])
-        _print_try_it(donors.column("donor_id")[0].as_py())
+        greeting = _print_try_it(donors.column("donor_id")[0].as_py())
     if serve_api:
-        serve(host=None, port=None)
+        _serve(None, None, greeting)
 
 
 def _quickstart_model(snapshot: Path, steps: int, could_not: list[str]) -> bool:

@@ -53,7 +53,7 @@ from donor_match.settings import AppSettings, AuthSettings
 from graph_store import GraphStore, StoreError, StoreSettings, open_analytics_store, open_store
 from graphql_api.context import Services
 from graphql_api.execution import time_resolvers
-from graphql_api.graphiql import graphiql
+from graphql_api.graphiql import GraphiQLDefaults, graphiql
 from graphql_api.limits import BodySizeLimit, SubscriptionSlots
 from graphql_api.loaders import initiative_loader, nonprofit_loader
 from graphql_api.observability import (
@@ -276,6 +276,7 @@ def create_app(
     app_settings: AppSettings | None = None,
     store_settings: StoreSettings | None = None,
     auth_settings: AuthSettings | None = None,
+    graphiql_defaults: GraphiQLDefaults | None = None,  # `make demo` only: holds a token
 ) -> Starlette:
     app_settings = app_settings or AppSettings()
     store_settings = store_settings or StoreSettings()
@@ -289,7 +290,7 @@ def create_app(
         store, analyst_store, app_settings, auth_settings or AuthSettings(), events
     )
     limiter = RateLimiter(app_settings.rate_limit_per_minute)
-    ide = graphiql()
+    ide = graphiql(defaults=graphiql_defaults)
     schema = build_schema(app_settings, limiter, metrics)
     time_resolvers(schema._schema)  # each resolver's time, for slow requests' phases
     graphql = _GraphQLApp(services, schema, metrics, ide.html, app_settings)

@@ -35,6 +35,19 @@ _UNPKG_URL = re.compile(
     r"https://unpkg\.com/(?P<package>(?:@[\w.-]+/)?[\w.-]+)@(?P<version>[\w.+-]+)/(?P<file>[\w./-]+)"
 )
 _MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css"}
+# Where Strawberry's page picks its opening query and headers (a shared link's, else none).
+_QUERY_DEFAULT = "parameters.q || EXAMPLE_QUERY"
+_HEADERS_DEFAULT = "React.useState(parameters.headers)"
+
+
+@dataclass(frozen=True)
+class GraphiQLDefaults:
+    """What GraphiQL opens with: `make demo` greets its user with a first query and that donor's
+    token. Only for a page served to the one local user it was made for: the headers (a bearer
+    token) are in the page's source for anyone who can load it."""
+
+    query: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -62,10 +75,15 @@ class GraphiQL:
         )
 
 
-def graphiql(node_modules: Path | None = None) -> GraphiQL:
-    """Strawberry's GraphiQL page, pointed at local copies of its assets where all exist."""
+def graphiql(
+    node_modules: Path | None = None, defaults: GraphiQLDefaults | None = None
+) -> GraphiQL:
+    """Strawberry's GraphiQL page, pointed at local copies of its assets where all exist, and
+    opening with `defaults` where given (a link's own `?q=` still wins)."""
     node_modules = node_modules or DEFAULT_NODE_MODULES
     html = get_graphql_ide_html("graphiql")
+    if defaults is not None:
+        html = _with_defaults(html, defaults)
     assets: dict[str, Path] = {}
     for match in _UNPKG_URL.finditer(html):
         package, version, file = match["package"], match["version"], match["file"]
@@ -84,6 +102,23 @@ def graphiql(node_modules: Path | None = None) -> GraphiQL:
         lambda m: f"{ASSET_PREFIX}/{m['package']}@{m['version']}/{m['file']}", html
     )
     return GraphiQL(html=rewritten, assets=assets, offline=True)
+
+
+def _js(value: object) -> str:
+    """A JavaScript literal safe inside a <script> element (no `</script>` can close it)."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def _with_defaults(html: str, defaults: GraphiQLDefaults) -> str:
+    if _QUERY_DEFAULT not in html or _HEADERS_DEFAULT not in html:
+        # Strawberry's page changed (pyproject pins its minor): serve it as it is.
+        log.warning("GraphiQL's page has no place for a default query; serving it without")
+        return html
+    headers = json.dumps(defaults.headers, indent=2) if defaults.headers else None
+    html = html.replace(_QUERY_DEFAULT, f"parameters.q || {_js(defaults.query)}")
+    return html.replace(
+        _HEADERS_DEFAULT, f"React.useState(parameters.headers || {_js(headers)})"
+    )
 
 
 def _local_asset(node_modules: Path, package: str, version: str, file: str) -> Path | None:

@@ -49,7 +49,7 @@ GRAFANA = DEPLOY / "grafana"
 UNIT_TESTS = sorted(PROMETHEUS.glob("alerts*.test.yml"))
 WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
 RUNBOOK = REPO / "docs" / "operations.md"
-README = REPO / "README.md"
+CONFIGURATION_DOC = REPO / "docs" / "configuration.md"
 
 # The Kubernetes schema version the manifests must validate against (the oldest minor release
 # production is expected to run; autoscaling/v2, policy/v1 and CronJob timeZone are all GA there).
@@ -170,10 +170,11 @@ def _manifest_files() -> list[Path]:
 
 
 @functools.cache
-def _readme_env_vars() -> frozenset[str]:
-    """Env var names in README's tables: the backticked UPPER_CASE names of each row's 1st cell."""
+def _documented_env_vars() -> frozenset[str]:
+    """Env var names in docs/configuration.md's table: the backticked UPPER_CASE names of each
+    row's 1st cell."""
     names: set[str] = set()
-    for line in README.read_text().splitlines():
+    for line in CONFIGURATION_DOC.read_text().splitlines():
         if line.startswith("|"):
             first_cell = line.strip("|").split("|")[0]
             names |= set(re.findall(r"`([A-Z][A-Z0-9_]*)`", first_cell))
@@ -181,9 +182,9 @@ def _readme_env_vars() -> frozenset[str]:
 
 
 def _assert_documented(names: set[str], where: str) -> None:
-    missing = sorted(names - _readme_env_vars())
+    missing = sorted(names - _documented_env_vars())
     assert not missing, (
-        f"{where} uses env vars that README's configuration table does not document: {missing}"
+        f"{where} uses env vars that docs/configuration.md's table does not document: {missing}"
     )
 
 
