@@ -29,7 +29,12 @@ from graph_model import schema
 from graph_model.artifacts import write_artifact
 from graph_model.coldstart import ColdStart
 from graph_model.config import TrainConfig
-from graph_model.evaluate import evaluate_scores, popularity_scores
+from graph_model.evaluate import (
+    Evaluation,
+    embedding_scorer,
+    evaluate_scorer,
+    popularity_scores,
+)
 from graph_model.graph_tensor import build_graph_tensor, node_counts, training_edges
 from graph_model.model import build_model
 from graph_model.snapshot import Snapshot, read_snapshot
@@ -100,7 +105,7 @@ class Trained:
     history: History
     final_loss: float
     distribution: dict[str, Any]  # the strategy's class name and its number of replicas
-    evaluation: dict[str, float]  # the holdout metrics of these embeddings (the last step's)
+    evaluation: Evaluation  # the holdout metrics of these embeddings (the last step's)
 
 
 def _embed(model: tf_keras.Model, graph: tfgnn.GraphTensor) -> tuple[np.ndarray, np.ndarray]:
@@ -196,9 +201,18 @@ def fit(
                 _scalar("train/loss", loss)
         if i % config.eval_every == 0 or i == config.steps:
             donors, nonprofits = _embed(model, graph)
-            result = evaluate_scores(
-                donors @ nonprofits.T, split.test_pairs, seen, k=config.k, popularity=popularity
-            ).summary()
+            # A fixed sample of test donors, scored a chunk at a time: never donors x nonprofits.
+            evaluation = evaluate_scorer(
+                embedding_scorer(donors, nonprofits),
+                split.test_pairs,
+                seen,
+                num_nonprofits,
+                k=config.k,
+                popularity=popularity,
+                sample=config.eval_donors,
+                seed=config.seed,
+            )
+            result = evaluation.summary()
             history.evaluations.append({"step": i, **result})
             if writer is not None:
                 with writer.as_default(step=i):
@@ -210,7 +224,7 @@ def fit(
         writer.close()
     # The last step was evaluated: its embeddings (every training donation an edge) are served.
     distribution = {"strategy": type(strategy).__name__, "replicas": replicas}
-    return Trained(model, graph, donors, nonprofits, history, loss, distribution, result)
+    return Trained(model, graph, donors, nonprofits, history, loss, distribution, evaluation)
 
 
 def _save_model(
@@ -254,19 +268,25 @@ def train(
     """
     started = time.monotonic()
     snapshot = read_snapshot(snapshot_dir)
-    num_donors, num_nonprofits = len(snapshot.donor_ids), len(snapshot.nonprofit_ids)
+    num_nonprofits = len(snapshot.nonprofit_ids)
     split = temporal_split(snapshot.donations, num_nonprofits, config.holdout_fraction)
     artifacts_root.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix=".training-", dir=artifacts_root))
     try:
         trained = fit(snapshot, split, config, progress, log_dir)
-        model_metrics = trained.evaluation
-        popularity_metrics = evaluate_scores(
-            popularity_scores(split.popularity(num_nonprofits), num_donors),
+        model_evaluation = trained.evaluation
+        popularity = split.popularity(num_nonprofits)
+        popularity_evaluation = evaluate_scorer(
+            lambda rows: popularity_scores(popularity, len(rows)),
             split.test_pairs,
             split.train_pairs.stacked(),
+            num_nonprofits,
             k=config.k,
-        ).summary()
+            sample=config.eval_donors,
+            seed=config.seed,
+        )
+        model_metrics = model_evaluation.summary()
+        popularity_metrics = popularity_evaluation.summary()
         metrics = {
             "k": config.k,
             "model": _metrics_json(model_metrics, config.k),
@@ -279,7 +299,17 @@ def train(
                 "distribution": trained.distribution,
                 "seconds": round(time.monotonic() - started, 2),
             },
-            "test": {"pairs": len(split.test_pairs), "donors": int(model_metrics["users"])},
+            # donors: the test donors the figures average over (a seeded sample of test_donors
+            # when there are more than config.eval_donors); confidence: their 95% intervals.
+            "test": {
+                "pairs": len(split.test_pairs),
+                "donors": model_evaluation.users,
+                "test_donors": model_evaluation.test_users,
+            },
+            "confidence": {
+                "model": model_evaluation.confidence(),
+                "popularity": popularity_evaluation.confidence(),
+            },
             "config": asdict(config),
             "snapshot_hash": snapshot.hash,
         }
