@@ -376,6 +376,12 @@ def evaluate(
             table.add_row(model, name, *(f"{m[c]:.4f}" for c in (
                 f"recall@{k}", f"ndcg@{k}", "mrr", f"coverage@{k}", f"popularity_bias@{k}")))
     console.print(table)
+    calibration = Table("model", f"ECE@{k}", f"ECE@{k} min-max", "ECE", f"hit rate@{k}",
+                        title="calibrated probabilities (warm donors, holdout)")
+    for model, c in results["calibration"].items():
+        calibration.add_row(model, *(f"{c[n]:.4f}" for n in (
+            f"ece@{k}", f"ece@{k}_minmax", "ece", f"hit_rate@{k}")))
+    console.print(calibration)
     typer.echo(out / "report.html")
 
 

@@ -27,6 +27,7 @@ from tensorflow.core.framework import summary_pb2
 
 from graph_model import schema
 from graph_model.artifacts import write_artifact
+from graph_model.calibration import calibrate
 from graph_model.coldstart import ColdStart
 from graph_model.config import TrainConfig
 from graph_model.evaluate import (
@@ -285,6 +286,28 @@ def train(
             sample=config.eval_donors,
             seed=config.seed,
         )
+        # Probabilities the API can show: Platt scaling fitted on the holdout, for the model and
+        # for the popularity ranking that donors unknown to the model get (graph_model.calibration).
+        calibration = {}
+        for name, scorer, feature in (
+            (
+                "model",
+                embedding_scorer(trained.donor_embeddings, trained.nonprofit_embeddings),
+                "score",
+            ),
+            ("popularity", lambda rows: popularity_scores(popularity, len(rows)), "log1p"),
+        ):
+            platt, report = calibrate(
+                scorer,
+                split.test_pairs,
+                split.train_pairs.stacked(),
+                num_nonprofits,
+                donors=max(1, config.eval_donors // 2),
+                k=config.k,
+                seed=config.seed,
+                feature=feature,
+            )
+            calibration[name] = {**platt.to_json(), **report}
         model_metrics = model_evaluation.summary()
         popularity_metrics = popularity_evaluation.summary()
         metrics = {
@@ -310,6 +333,7 @@ def train(
                 "model": model_evaluation.confidence(),
                 "popularity": popularity_evaluation.confidence(),
             },
+            "calibration": calibration,
             "config": asdict(config),
             "snapshot_hash": snapshot.hash,
         }

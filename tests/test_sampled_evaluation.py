@@ -136,8 +136,12 @@ def test_popularity_is_evaluated_without_a_donor_matrix() -> None:
     popularity = np.array([5, 1, 9, 0])
     relevant = np.array([[0, 0], [1, 2], [999_999, 1]])
     result = evaluate_scorer(
-        lambda rows: popularity_scores(popularity, len(rows)), relevant, np.zeros((0, 2), int), 4,
-        k=1, max_k=4,
+        lambda rows: popularity_scores(popularity, len(rows)),
+        relevant,
+        np.zeros((0, 2), int),
+        4,
+        k=1,
+        max_k=4,
     )
     assert result.users == 3
     assert result.recall[0] == pytest.approx(1 / 3)  # only donor 1's nonprofit 2 is first
