@@ -12,7 +12,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from donor_match.settings import AppSettings
@@ -49,8 +56,9 @@ def _store() -> Iterator[GraphStore]:
 
 def _progress() -> Progress:
     return Progress(
+        # The ETA: training a large graph takes tens of minutes at a steady rate per step.
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console,
+        TextColumn("eta"), TimeRemainingColumn(), console=console,
     )
 
 
