@@ -28,6 +28,11 @@ class TrainConfig:
     # Test donors every evaluation scores (a seeded sample, the same one each time; all of them
     # when there are fewer): the cost of an evaluation stops growing with the graph.
     eval_donors: int = 20_000
+    # Compare the GNN with the other candidates of graph_model.candidates on the holdout and
+    # serve the winner (the GNN unless one beats it beyond the evaluation's noise).
+    candidates: bool = True
+    gf_cf_rank: int = 64  # rank of the graph filter candidate's factorisation
+    mf_epochs: int = 20  # BPR-MF candidate's epochs
     # "auto": MultiWorkerMirroredStrategy when TF_CONFIG is set, MirroredStrategy with several
     # GPUs, else the default (single-device) strategy.
     distribution: str = "auto"

@@ -28,6 +28,18 @@ from tensorflow.core.framework import summary_pb2
 from graph_model import schema
 from graph_model.artifacts import write_artifact
 from graph_model.calibration import calibrate
+from graph_model.candidates import (
+    INCUMBENT,
+    Candidate,
+    bpr_mf_candidate,
+    choose,
+    combined,
+    evaluate_candidates,
+    gf_cf_candidate,
+    popularity_candidate,
+    table,
+    train_matrix,
+)
 from graph_model.coldstart import ColdStart
 from graph_model.config import TrainConfig
 from graph_model.evaluate import (
@@ -256,6 +268,43 @@ def _metrics_json(summary: dict[str, float], k: int) -> dict[str, float]:
     return {f"recall@{k}": summary[f"recall@{k}"], f"ndcg@{k}": summary[f"ndcg@{k}"]}
 
 
+def _select(
+    snapshot: Snapshot, split: Split, config: TrainConfig, gnn: Candidate
+) -> tuple[Candidate, Evaluation, dict[str, Any]]:
+    """Every candidate of graph_model.candidates on the same sampled holdout; the chosen one."""
+    num_donors, num_nonprofits = len(snapshot.donor_ids), len(snapshot.nonprofit_ids)
+    began = time.monotonic()
+    gf_cf = gf_cf_candidate(
+        train_matrix(split, num_donors, num_nonprofits), rank=config.gf_cf_rank, seed=config.seed
+    )
+    candidates = [
+        gnn,
+        gf_cf,
+        combined(gnn, gf_cf, config.seed),
+        bpr_mf_candidate(
+            split,
+            num_donors,
+            num_nonprofits,
+            dim=config.embedding_dim,
+            epochs=config.mf_epochs,
+            seed=config.seed,
+        ),
+        popularity_candidate(split.popularity(num_nonprofits), num_donors),
+    ]
+    evaluations = evaluate_candidates(
+        candidates, split, num_nonprofits, k=config.k, sample=config.eval_donors, seed=config.seed
+    )
+    winner, reason = choose(evaluations, config.k)
+    chosen = next(c for c in candidates if c.name == winner)
+    selection = {
+        "candidate": winner,
+        "reason": reason,
+        "candidates": table(candidates, evaluations, config.k),
+        "seconds": round(time.monotonic() - began, 2),
+    }
+    return chosen, evaluations[winner], selection
+
+
 def train(
     snapshot_dir: Path,
     artifacts_root: Path,
@@ -275,7 +324,16 @@ def train(
     log_dir = Path(tempfile.mkdtemp(prefix=".training-", dir=artifacts_root))
     try:
         trained = fit(snapshot, split, config, progress, log_dir)
+        served = Candidate(
+            INCUMBENT,
+            trained.donor_embeddings,
+            trained.nonprofit_embeddings,
+            time.monotonic() - started,
+        )
         model_evaluation = trained.evaluation
+        selection: dict[str, Any] = {"candidate": INCUMBENT, "reason": "candidates not compared"}
+        if config.candidates:
+            served, model_evaluation, selection = _select(snapshot, split, config, served)
         popularity = split.popularity(num_nonprofits)
         popularity_evaluation = evaluate_scorer(
             lambda rows: popularity_scores(popularity, len(rows)),
@@ -292,7 +350,7 @@ def train(
         for name, scorer, feature in (
             (
                 "model",
-                embedding_scorer(trained.donor_embeddings, trained.nonprofit_embeddings),
+                embedding_scorer(served.donors, served.nonprofits),
                 "score",
             ),
             ("popularity", lambda rows: popularity_scores(popularity, len(rows)), "log1p"),
@@ -334,6 +392,10 @@ def train(
                 "popularity": popularity_evaluation.confidence(),
             },
             "calibration": calibration,
+            # What donor_embeddings.npy and nonprofit_embeddings.npy hold ("model" above is its
+            # holdout figure), why, and every candidate's holdout figures (graph_model.candidates).
+            "served": selection.pop("candidate"),
+            "selection": selection,
             "config": asdict(config),
             "snapshot_hash": snapshot.hash,
         }
@@ -344,8 +406,8 @@ def train(
             save_model=lambda path: _save_model(trained, snapshot, split, path, log_dir),
             donor_ids=snapshot.donor_ids,
             nonprofit_ids=snapshot.nonprofit_ids,
-            donor_embeddings=trained.donor_embeddings,
-            nonprofit_embeddings=trained.nonprofit_embeddings,
+            donor_embeddings=served.donors,
+            nonprofit_embeddings=served.nonprofits,
             gift_donors=split.train.donor,
             gift_nonprofits=split.train.nonprofit,
             metrics=metrics,

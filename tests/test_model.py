@@ -256,3 +256,21 @@ def test_calibrated_probabilities_in_the_artifact(trained: Path) -> None:
     assert np.all(np.diff(probabilities) <= 1e-12)
     unknown = artifact.probabilities("no-such-donor", order)
     assert unknown is not None and np.all((unknown >= 0.0) & (unknown <= 1.0))
+
+
+def test_candidates_side_by_side_and_the_served_one(trained: Path) -> None:
+    """Training compares every candidate on the same holdout donors; the artifact serves the
+    chosen one's embeddings and reports its figures as the model's."""
+    artifact = load_artifact(trained)
+    metrics = artifact.metrics
+    rows = {row["name"]: row for row in metrics["selection"]["candidates"]}
+    assert set(rows) == {"gnn", "gf_cf", "gnn+gf_cf", "bpr_mf", "popularity"}
+    assert len({row["donors"] for row in rows.values()}) == 1  # the same sampled donors
+    served = rows[metrics["served"]]
+    assert served["recall@20"] == pytest.approx(metrics["model"]["recall@20"])
+    assert artifact.donor_embeddings.shape[1] == served["dim"]
+    assert rows["popularity"]["recall@20"] == pytest.approx(metrics["popularity"]["recall@20"])
+    assert metrics["selection"]["reason"]
+    for row in rows.values():
+        low, high = row["confidence"]["recall@20"]["low"], row["confidence"]["recall@20"]["high"]
+        assert low <= row["recall@20"] <= high
