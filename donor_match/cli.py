@@ -349,6 +349,7 @@ def benchmark(
         table.add_row(model.name, f"{model.recall:.4f}", f"{model.ndcg:.4f}",
                       f"{model.fit_s:.1f}", f"{model.eval_s:.1f}")
     console.print(table)
+    console.print(f"shipped: the {result.shipped} ({result.shipped_reason})")
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
 
