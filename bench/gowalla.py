@@ -1,5 +1,8 @@
 """Gowalla public benchmark (LightGCN split): popularity, GF-CF and the shipped TF-GNN model.
 
+Also any other dataset in the same format (--dataset DIR); bench/resplit.py derives such datasets
+from a train.txt alone.
+
     .venv/bin/python bench/gowalla.py [--dataset ../shared/datasets/gowalla] [--out FILE] [--seed N]
 
 Full ranking over all 40,981 items with each user's train items excluded; Recall@20 and NDCG@20
@@ -65,6 +68,8 @@ def main() -> None:
             f"{model.name:<36} {model.recall:>9.4f} {model.ndcg:>8.4f} "
             f"{model.fit_s:>7.0f} {model.eval_s:>7.0f}"
         )
+    print(f"shipped: the {result.shipped} ({result.shipped_reason}); fitted on "
+          f"{', '.join(map(str, result.fit_users))} users per fold")
     for name, (recall, ndcg) in PUBLISHED.items():
         print(f"{name:<36} {recall:>9.4f} {ndcg:>8.4f} {'published':>15}")
     print(

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from donor_match.settings import AppSettings
@@ -53,8 +60,9 @@ def _store() -> Iterator[GraphStore]:
 
 def _progress() -> Progress:
     return Progress(
+        # The ETA: training a large graph takes tens of minutes at a steady rate per step.
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console,
+        TextColumn("eta"), TimeRemainingColumn(), console=console,
     )
 
 
@@ -436,6 +444,7 @@ def benchmark(
         table.add_row(model.name, f"{model.recall:.4f}", f"{model.ndcg:.4f}",
                       f"{model.fit_s:.1f}", f"{model.eval_s:.1f}")
     console.print(table)
+    console.print(f"shipped: the {result.shipped} ({result.shipped_reason})")
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
 
@@ -471,6 +480,12 @@ def evaluate(
             table.add_row(model, name, *(f"{m[c]:.4f}" for c in (
                 f"recall@{k}", f"ndcg@{k}", "mrr", f"coverage@{k}", f"popularity_bias@{k}")))
     console.print(table)
+    calibration = Table("model", f"ECE@{k}", f"ECE@{k} min-max", "ECE", f"hit rate@{k}",
+                        title="calibrated probabilities (warm donors, holdout)")
+    for model, c in results["calibration"].items():
+        calibration.add_row(model, *(f"{c[n]:.4f}" for n in (
+            f"ece@{k}", f"ece@{k}_minmax", "ece", f"hit_rate@{k}")))
+    console.print(calibration)
     typer.echo(out / "report.html")
 
 

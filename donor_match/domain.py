@@ -71,9 +71,9 @@ class MatchReasons:
 class Match:
     id: str
     rank: int
-    score: float  # the ranking score: relative probability adjusted for impact
+    score: float  # the ranking score: the model's per-donor min-max score adjusted for impact
     nonprofit: Nonprofit
-    probability: float  # the model's relative probability for this donor, in [0, 1]
+    probability: float  # calibrated on the holdout (graph_model.calibration), in [0, 1]
     impact: float  # the nonprofit's impact from its unmet funding need, in [0, 1]
     reasons: MatchReasons
     cursor: str  # `after` this continues with the next match

@@ -199,7 +199,9 @@ class Pipeline:
         began, step = time.monotonic(), self._step(manifest, "evaluate")
         metrics = json.loads((version_dir / "metrics.json").read_text())
         step.outputs = {
-            key: metrics[key] for key in ("k", "model", "popularity", "test", "evaluation")
+            key: metrics[key]
+            for key in ("k", "model", "popularity", "test", "evaluation", "served", "selection",
+                        "calibration")
             if key in metrics
         }
         self._done(manifest, step, began)

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from graph_model.calibration import Platt
 from graph_model.gifts import Supporters
 
 CURRENT = "CURRENT"
@@ -71,6 +72,21 @@ class ModelArtifact:
         if row is None:
             return self.nonprofit_popularity.astype(np.float64)
         return (self.nonprofit_embeddings @ self.donor_embeddings[row]).astype(np.float64)
+
+    def probabilities(self, donor_id: str, positions: Collection[int]) -> np.ndarray | None:
+        """The calibrated probability (graph_model.calibration) that the donor gives to each
+        nonprofit at `positions` within a holdout-length period: Platt scaling of the model's
+        score, or of popularity for donors unknown to the model. None for a version trained
+        before calibration existed (its metrics.json has none)."""
+        calibration = self.metrics.get("calibration")
+        if not calibration:
+            return None
+        at = np.fromiter(positions, dtype=np.intp)
+        row = self.donor_position(donor_id)
+        if row is None:
+            return Platt.from_json(calibration["popularity"])(self.nonprofit_popularity[at])
+        scores = self.nonprofit_embeddings[at] @ self.donor_embeddings[row]
+        return Platt.from_json(calibration["model"])(scores)
 
     def recommend(
         self, donor_id: str, k: int, exclude: Collection[str] = ()

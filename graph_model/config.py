@@ -25,6 +25,14 @@ class TrainConfig:
     holdout_fraction: float = 0.2
     k: int = 20  # cut-off of the reported Recall@k / NDCG@k
     eval_every: int = 50  # steps between evaluations recorded in history.json and TensorBoard
+    # Test donors every evaluation scores (a seeded sample, the same one each time; all of them
+    # when there are fewer): the cost of an evaluation stops growing with the graph.
+    eval_donors: int = 20_000
+    # Compare the GNN with the other candidates of graph_model.candidates on the holdout and
+    # serve the winner (the GNN unless one beats it beyond the evaluation's noise).
+    candidates: bool = True
+    gf_cf_rank: int = 64  # rank of the graph filter candidate's factorisation
+    mf_epochs: int = 20  # BPR-MF candidate's epochs
     # "auto": MultiWorkerMirroredStrategy when TF_CONFIG is set, MirroredStrategy with several
     # GPUs, else the default (single-device) strategy.
     distribution: str = "auto"
@@ -37,5 +45,5 @@ class TrainConfig:
             raise ValueError(
                 f"distribution must be one of {DISTRIBUTIONS}, got {self.distribution!r}"
             )
-        if self.steps < 1 or self.eval_every < 1:
-            raise ValueError("steps and eval_every must be at least 1")
+        if self.steps < 1 or self.eval_every < 1 or self.eval_donors < 1:
+            raise ValueError("steps, eval_every and eval_donors must be at least 1")

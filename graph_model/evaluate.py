@@ -6,8 +6,8 @@ nonprofits per donor with the donor's training nonprofits excluded, and the same
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,7 +15,6 @@ from graph_model.ranking import impact_adjusted, top_k
 
 MAX_K = 50  # longest cut-off of the Recall@K curve
 POPULAR_SHARE = 0.01  # "popular" nonprofits: the top 1% by training donations (at least one)
-_CHUNK = 2048  # donors ranked at once: bounds memory at chunk x nonprofits
 
 
 @dataclass(frozen=True)
@@ -39,9 +38,21 @@ def ranking_metrics(
     return RankingMetrics(recall=report.recall[k - 1], ndcg=report.ndcg, users=report.users)
 
 
+Z_95 = 1.959963984540054  # the standard normal's 97.5% quantile: two-sided 95% intervals
+_CHUNK_CELLS = 1 << 24  # scores held at once (float64: 128 MiB): rows per chunk = this / items
+Scorer = Callable[[np.ndarray], np.ndarray]  # user indices -> (len(users), items) scores
+
+
 @dataclass(frozen=True)
 class Evaluation:
-    """One model on one slice. recall[i] is Recall@(i + 1) for i < max_k."""
+    """One model on one slice. recall[i] is Recall@(i + 1) for i < max_k.
+
+    The means are over `users` test users: all of them, or a seeded sample of them when there
+    were more than the evaluation's `sample` (`test_users` says how many there were). `ci` holds
+    two-sided 95% confidence intervals of the per-user means (normal approximation over users:
+    with thousands of users the mean of a bounded per-user metric is close to normal, and the
+    interval costs nothing beyond the per-user values; tests check it against resampling).
+    """
 
     k: int
     users: int
@@ -50,6 +61,8 @@ class Evaluation:
     mrr: float  # mean reciprocal rank of the first relevant item in the full ranking
     coverage: float  # share of all nonprofits that appear in some top-k list
     popularity_bias: float  # share of top-k list entries that are top-1% popular nonprofits
+    test_users: int = -1  # users with a relevant pair before sampling (-1: same as users)
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, float]:
         return {
@@ -60,6 +73,10 @@ class Evaluation:
             f"popularity_bias@{self.k}": self.popularity_bias,
             "users": self.users,
         }
+
+    def confidence(self) -> dict[str, dict[str, float]]:
+        """{metric: {"low", "high"}} of the 95% intervals, for metrics.json and reports."""
+        return {name: {"low": low, "high": high} for name, (low, high) in self.ci.items()}
 
 
 def _excluded_mask(users: np.ndarray, exclude: np.ndarray, num_items: int) -> np.ndarray:
@@ -78,6 +95,128 @@ def popular_items(popularity: np.ndarray, share: float = POPULAR_SHARE) -> np.nd
     return mask
 
 
+def sample_users(relevant: np.ndarray, sample: int | None, seed: int) -> np.ndarray:
+    """The users with a relevant pair, sorted; a seeded sample of `sample` of them when there are
+    more. The same seed gives the same users, so evaluations during training are comparable."""
+    users = np.unique(np.asarray(relevant).reshape(-1, 2)[:, 0])
+    if sample is not None and len(users) > sample:
+        users = np.sort(np.random.default_rng(seed).choice(users, sample, replace=False))
+    return users
+
+
+def interval(values: np.ndarray) -> tuple[float, float]:
+    """Two-sided 95% normal-approximation interval of the mean of per-user `values`."""
+    n = len(values)
+    if n == 0:
+        return (0.0, 0.0)
+    mean = float(values.mean())
+    half = Z_95 * float(values.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
+    return (mean - half, mean + half)
+
+
+def _pairs_of(users: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """The pairs whose user is in `users` (sorted), sorted by user."""
+    pairs = pairs[np.isin(pairs[:, 0], users)]
+    return pairs[np.argsort(pairs[:, 0], kind="stable")]
+
+
+def evaluate_scorer(
+    scorer: Scorer,
+    relevant: np.ndarray,
+    exclude: np.ndarray,
+    num_items: int,
+    *,
+    k: int = 20,
+    max_k: int = MAX_K,
+    popularity: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+) -> Evaluation:
+    """Full-ranking metrics of a model given as `scorer(users) -> (users, items) scores`.
+
+    Never holds more than a chunk of users x items: users are scored a chunk at a time
+    (`_CHUNK_CELLS` scores), their top max_k found with `top_k`, and the reciprocal rank of the
+    first relevant item counted in the same chunk. `sample`: score a seeded sample of that many
+    of the users with a relevant pair (all when None or when there are fewer), so that the cost
+    does not grow with the number of donors. Everything else as in `evaluate_scores`.
+    """
+    if not 1 <= k <= max_k:
+        raise ValueError(f"k must be within [1, max_k={max_k}], got {k}")
+    relevant, exclude = np.asarray(relevant).reshape(-1, 2), np.asarray(exclude).reshape(-1, 2)
+    test_users = len(np.unique(relevant[:, 0]))
+    users = sample_users(relevant, sample, seed)
+    if len(users) == 0:
+        return Evaluation(k, 0, [0.0] * max_k, 0.0, 0.0, 0.0, 0.0, test_users)
+    relevant, exclude = _pairs_of(users, relevant), _pairs_of(users, exclude)
+    popular = popular_items(popularity) if popularity is not None else np.zeros(num_items, bool)
+    cut = min(max_k, num_items)
+    kk = min(k, cut)
+    discounts = 1.0 / np.log2(np.arange(2, cut + 2))
+    ideal_at = np.cumsum(discounts)
+    hits_at = np.zeros(max_k)
+    per_user = {name: np.zeros(len(users)) for name in ("recall", "ndcg", "mrr")}
+    bias = 0.0
+    listed = np.zeros(num_items, dtype=bool)
+    rows = max(1, min(len(users), _CHUNK_CELLS // max(1, num_items)))
+    index = np.arange(num_items)
+    for start in range(0, len(users), rows):
+        chunk_users = users[start : start + rows]
+        n = len(chunk_users)
+        user_scores = np.array(scorer(chunk_users), dtype=np.float64)
+        excluded = _excluded_mask(chunk_users, exclude, num_items)
+        if candidates is not None:
+            excluded |= ~candidates[None, :]
+        is_relevant = _excluded_mask(chunk_users, relevant, num_items)
+        user_scores[excluded] = -np.inf
+        is_relevant &= ~excluded
+        top = top_k(user_scores, cut)  # (n, cut), -1 past a row's last finite score
+        valid = top >= 0
+        ranked_relevant = np.take_along_axis(is_relevant, np.maximum(top, 0), axis=1) & valid
+        num_relevant = is_relevant.sum(axis=1)
+        found = num_relevant > 0
+        denominator = np.maximum(num_relevant, 1)
+        recall_curve = np.cumsum(ranked_relevant, axis=1) / denominator[:, None]
+        hits_at[:cut] += recall_curve.sum(axis=0)
+        hits_at[cut:] += recall_curve[:, -1].sum()
+        ideal = ideal_at[np.minimum(denominator, kk) - 1]
+        ndcg = (ranked_relevant[:, :kk] * discounts[:kk]).sum(axis=1) / ideal
+        # The full-ranking rank of the best relevant item: items scoring above it, plus those
+        # tied with it at a lower index (ties break towards the lower index).
+        relevant_scores = np.where(is_relevant, user_scores, -np.inf)
+        best_item = np.argmax(relevant_scores, axis=1)  # the first of ties: the lowest index
+        best_score = relevant_scores[np.arange(n), best_item]
+        del relevant_scores
+        above = (user_scores > best_score[:, None]).sum(axis=1) + (
+            (user_scores == best_score[:, None]) & (index[None, :] < best_item[:, None])
+        ).sum(axis=1)
+        block = slice(start, start + n)
+        per_user["recall"][block] = recall_curve[:, kk - 1]
+        per_user["ndcg"][block] = ndcg
+        per_user["mrr"][block] = np.where(found, 1.0 / (above + 1), 0.0)
+        top_k_items, top_k_valid = top[:, :kk], valid[:, :kk]
+        listed[top_k_items[top_k_valid]] = True
+        # Per donor, so that the figure does not depend on how donors fall into chunks.
+        popular_entries = (popular[np.maximum(top_k_items, 0)] & top_k_valid).sum(axis=1)
+        bias += float((popular_entries / np.maximum(top_k_valid.sum(axis=1), 1)).sum())
+    n = len(users)
+    return Evaluation(
+        k=k,
+        users=n,
+        recall=[float(v) / n for v in hits_at],
+        ndcg=float(per_user["ndcg"].mean()),
+        mrr=float(per_user["mrr"].mean()),
+        coverage=float(listed.mean()),
+        popularity_bias=bias / n,
+        test_users=test_users,
+        ci={
+            f"recall@{k}": interval(per_user["recall"]),
+            f"ndcg@{k}": interval(per_user["ndcg"]),
+            "mrr": interval(per_user["mrr"]),
+        },
+    )
+
+
 def evaluate_scores(
     scores: np.ndarray,
     relevant: np.ndarray,
@@ -87,6 +226,8 @@ def evaluate_scores(
     max_k: int = MAX_K,
     popularity: np.ndarray | None = None,
     candidates: np.ndarray | None = None,
+    sample: int | None = None,
+    seed: int = 0,
 ) -> Evaluation:
     """Full-ranking metrics of one score matrix on one set of relevant pairs.
 
@@ -96,58 +237,23 @@ def evaluate_scores(
     the bias is reported as 0. `candidates` (boolean per item) restricts the ranking to those
     items, e.g. to nonprofits without training donations for the cold-nonprofit slice.
     """
-    if not 1 <= k <= max_k:
-        raise ValueError(f"k must be within [1, max_k={max_k}], got {k}")
-    relevant, exclude = np.asarray(relevant).reshape(-1, 2), np.asarray(exclude).reshape(-1, 2)
-    users, row = np.unique(relevant[:, 0], return_inverse=True)
-    num_items = scores.shape[1]
-    if len(users) == 0:
-        return Evaluation(k, 0, [0.0] * max_k, 0.0, 0.0, 0.0, 0.0)
-    popular = popular_items(popularity) if popularity is not None else np.zeros(num_items, bool)
-    cut = min(max_k, num_items)
-    discounts = 1.0 / np.log2(np.arange(2, cut + 2))
-    hits_at = np.zeros(max_k)
-    ndcg = mrr = bias = 0.0
-    listed = np.zeros(num_items, dtype=bool)
-    for start in range(0, len(users), _CHUNK):
-        chunk = slice(start, start + _CHUNK)
-        chunk_users = users[chunk]
-        user_scores = np.array(scores[chunk_users], dtype=np.float64)
-        in_chunk = (row >= start) & (row < start + len(chunk_users))
-        is_relevant = np.zeros_like(user_scores, dtype=bool)
-        is_relevant[row[in_chunk] - start, relevant[in_chunk, 1]] = True
-        excluded = _excluded_mask(chunk_users, exclude, num_items)
-        if candidates is not None:
-            excluded |= ~candidates[None, :]
-        user_scores[excluded] = -np.inf
-        is_relevant &= ~excluded
-        order = np.argsort(-user_scores, axis=1, kind="stable")
-        ranked_relevant = np.take_along_axis(is_relevant, order, axis=1)
-        num_relevant = np.maximum(is_relevant.sum(axis=1), 1)
-        hits = np.cumsum(ranked_relevant[:, :cut], axis=1)
-        recall_curve = hits / num_relevant[:, None]
-        hits_at[:cut] += recall_curve.sum(axis=0)
-        hits_at[cut:] += recall_curve[:, -1].sum()
-        kk = min(k, cut)
-        ideal = np.cumsum(discounts)[np.minimum(num_relevant, kk) - 1]
-        ndcg += float(((ranked_relevant[:, :kk] * discounts[:kk]).sum(axis=1) / ideal).sum())
-        first = np.argmax(ranked_relevant, axis=1)
-        found = ranked_relevant.any(axis=1)
-        mrr += float(np.where(found, 1.0 / (first + 1), 0.0).sum())
-        top = order[:, :kk]
-        valid = np.isfinite(np.take_along_axis(user_scores, top, axis=1))
-        listed[top[valid]] = True
-        bias += float((popular[top] & valid).sum() / max(1, valid.sum()) * len(chunk_users))
-    n = len(users)
-    return Evaluation(
+    return evaluate_scorer(
+        lambda users: scores[users],
+        relevant,
+        exclude,
+        scores.shape[1],
         k=k,
-        users=n,
-        recall=[float(v) / n for v in hits_at],
-        ndcg=ndcg / n,
-        mrr=mrr / n,
-        coverage=float(listed.mean()),
-        popularity_bias=bias / n,
+        max_k=max_k,
+        popularity=popularity,
+        candidates=candidates,
+        sample=sample,
+        seed=seed,
     )
+
+
+def embedding_scorer(users: np.ndarray, items: np.ndarray) -> Scorer:
+    """Scores as dot products of user and item embeddings, computed per chunk of users."""
+    return lambda rows: users[rows] @ items.T
 
 
 def popularity_scores(popularity: np.ndarray, num_users: int) -> np.ndarray:

@@ -27,10 +27,28 @@ from tensorflow.core.framework import summary_pb2
 
 from graph_model import schema
 from graph_model.artifacts import write_artifact
+from graph_model.calibration import calibrate
+from graph_model.candidates import (
+    INCUMBENT,
+    Candidate,
+    bpr_mf_candidate,
+    choose,
+    combined,
+    evaluate_candidates,
+    gf_cf_candidate,
+    popularity_candidate,
+    table,
+    train_matrix,
+)
 from graph_model.coldstart import ColdStart
 from graph_model.config import TrainConfig
 from graph_model.evaluability import assess
-from graph_model.evaluate import evaluate_scores, popularity_scores
+from graph_model.evaluate import (
+    Evaluation,
+    embedding_scorer,
+    evaluate_scorer,
+    popularity_scores,
+)
 from graph_model.graph_tensor import build_graph_tensor, node_counts, training_edges
 from graph_model.model import build_model
 from graph_model.snapshot import Snapshot, SnapshotError, read_snapshot
@@ -101,7 +119,7 @@ class Trained:
     history: History
     final_loss: float
     distribution: dict[str, Any]  # the strategy's class name and its number of replicas
-    evaluation: dict[str, float]  # the holdout metrics of these embeddings (the last step's)
+    evaluation: Evaluation  # the holdout metrics of these embeddings (the last step's)
 
 
 def _embed(model: tf_keras.Model, graph: tfgnn.GraphTensor) -> tuple[np.ndarray, np.ndarray]:
@@ -197,9 +215,18 @@ def fit(
                 _scalar("train/loss", loss)
         if i % config.eval_every == 0 or i == config.steps:
             donors, nonprofits = _embed(model, graph)
-            result = evaluate_scores(
-                donors @ nonprofits.T, split.test_pairs, seen, k=config.k, popularity=popularity
-            ).summary()
+            # A fixed sample of test donors, scored a chunk at a time: never donors x nonprofits.
+            evaluation = evaluate_scorer(
+                embedding_scorer(donors, nonprofits),
+                split.test_pairs,
+                seen,
+                num_nonprofits,
+                k=config.k,
+                popularity=popularity,
+                sample=config.eval_donors,
+                seed=config.seed,
+            )
+            result = evaluation.summary()
             history.evaluations.append({"step": i, **result})
             if writer is not None:
                 with writer.as_default(step=i):
@@ -211,7 +238,7 @@ def fit(
         writer.close()
     # The last step was evaluated: its embeddings (every training donation an edge) are served.
     distribution = {"strategy": type(strategy).__name__, "replicas": replicas}
-    return Trained(model, graph, donors, nonprofits, history, loss, distribution, result)
+    return Trained(model, graph, donors, nonprofits, history, loss, distribution, evaluation)
 
 
 def _save_model(
@@ -242,6 +269,43 @@ def _metrics_json(summary: dict[str, float], k: int) -> dict[str, float]:
     return {f"recall@{k}": summary[f"recall@{k}"], f"ndcg@{k}": summary[f"ndcg@{k}"]}
 
 
+def _select(
+    snapshot: Snapshot, split: Split, config: TrainConfig, gnn: Candidate
+) -> tuple[Candidate, Evaluation, dict[str, Any]]:
+    """Every candidate of graph_model.candidates on the same sampled holdout; the chosen one."""
+    num_donors, num_nonprofits = len(snapshot.donor_ids), len(snapshot.nonprofit_ids)
+    began = time.monotonic()
+    gf_cf = gf_cf_candidate(
+        train_matrix(split, num_donors, num_nonprofits), rank=config.gf_cf_rank, seed=config.seed
+    )
+    candidates = [
+        gnn,
+        gf_cf,
+        combined(gnn, gf_cf, config.seed),
+        bpr_mf_candidate(
+            split,
+            num_donors,
+            num_nonprofits,
+            dim=config.embedding_dim,
+            epochs=config.mf_epochs,
+            seed=config.seed,
+        ),
+        popularity_candidate(split.popularity(num_nonprofits), num_donors),
+    ]
+    evaluations = evaluate_candidates(
+        candidates, split, num_nonprofits, k=config.k, sample=config.eval_donors, seed=config.seed
+    )
+    winner, reason = choose(evaluations, config.k)
+    chosen = next(c for c in candidates if c.name == winner)
+    selection = {
+        "candidate": winner,
+        "reason": reason,
+        "candidates": table(candidates, evaluations, config.k),
+        "seconds": round(time.monotonic() - began, 2),
+    }
+    return chosen, evaluations[winner], selection
+
+
 def _split(snapshot: Snapshot, config: TrainConfig) -> tuple[Split, str | None]:
     """The temporal split, or, when the timestamps allow none, every donation for training and
     no test pairs (with why: the model trains but cannot be evaluated)."""
@@ -269,13 +333,14 @@ def train(
 
     `progress(step, steps, loss)` is called after every training step. A split too small to
     judge the model (`config.min_test_donors`) still trains: metrics.json then records the
-    evaluation as unevaluated (why, with the numbers) and the version is never served on
-    arrival. `SnapshotError` when the snapshot is not a graph the schema allows. Returns the
-    new version directory (with history.json and tensorboard/ beside the SavedModel).
+    evaluation as unevaluated (why, with the numbers), no candidate is chosen over the GNN and
+    nothing is calibrated, and the version is never served on arrival. `SnapshotError` when the
+    snapshot is not a graph the schema allows. Returns the new version directory (with
+    history.json and tensorboard/ beside the SavedModel).
     """
     started = time.monotonic()
     snapshot = read_snapshot(snapshot_dir)
-    num_donors, num_nonprofits = len(snapshot.donor_ids), len(snapshot.nonprofit_ids)
+    num_nonprofits = len(snapshot.nonprofit_ids)
     if len(snapshot.donations) == 0 or num_nonprofits < 2:
         raise SnapshotError(f"nothing to learn from: {len(snapshot.donations)} donations, "
                             f"{num_nonprofits} nonprofits (a ranking needs donations and at "
@@ -289,13 +354,52 @@ def train(
     log_dir = Path(tempfile.mkdtemp(prefix=".training-", dir=artifacts_root))
     try:
         trained = fit(snapshot, split, config, progress, log_dir)
-        model_metrics = trained.evaluation
-        popularity_metrics = evaluate_scores(
-            popularity_scores(split.popularity(num_nonprofits), num_donors),
+        served = Candidate(
+            INCUMBENT,
+            trained.donor_embeddings,
+            trained.nonprofit_embeddings,
+            time.monotonic() - started,
+        )
+        model_evaluation = trained.evaluation
+        selection: dict[str, Any] = {"candidate": INCUMBENT, "reason": "candidates not compared"}
+        if config.candidates and evaluation.possible:
+            served, model_evaluation, selection = _select(snapshot, split, config, served)
+        elif config.candidates:
+            selection["reason"] = "the holdout cannot judge candidates"
+        popularity = split.popularity(num_nonprofits)
+        popularity_evaluation = evaluate_scorer(
+            lambda rows: popularity_scores(popularity, len(rows)),
             split.test_pairs,
             split.train_pairs.stacked(),
+            num_nonprofits,
             k=config.k,
-        ).summary()
+            sample=config.eval_donors,
+            seed=config.seed,
+        )
+        # Probabilities the API can show: Platt scaling fitted on the holdout, for the model and
+        # for the popularity ranking that donors unknown to the model get (graph_model.calibration).
+        calibration: dict[str, Any] = {}
+        for name, scorer, feature in () if not evaluation.possible else (
+            (
+                "model",
+                embedding_scorer(served.donors, served.nonprofits),
+                "score",
+            ),
+            ("popularity", lambda rows: popularity_scores(popularity, len(rows)), "log1p"),
+        ):
+            platt, report = calibrate(
+                scorer,
+                split.test_pairs,
+                split.train_pairs.stacked(),
+                num_nonprofits,
+                donors=max(1, config.eval_donors // 2),
+                k=config.k,
+                seed=config.seed,
+                feature=feature,
+            )
+            calibration[name] = {**platt.to_json(), **report}
+        model_metrics = model_evaluation.summary()
+        popularity_metrics = popularity_evaluation.summary()
         metrics: dict[str, Any] = {
             "k": config.k,
             "model": _metrics_json(model_metrics, config.k),
@@ -308,10 +412,25 @@ def train(
                 "distribution": trained.distribution,
                 "seconds": round(time.monotonic() - started, 2),
             },
-            "test": {"pairs": len(split.test_pairs), "donors": int(model_metrics["users"])},
+            # donors: the test donors the figures average over (a seeded sample of test_donors
+            # when there are more than config.eval_donors); confidence: their 95% intervals.
+            "test": {
+                "pairs": len(split.test_pairs),
+                "donors": model_evaluation.users,
+                "test_donors": model_evaluation.test_users,
+            },
+            "confidence": {
+                "model": model_evaluation.confidence(),
+                "popularity": popularity_evaluation.confidence(),
+            },
+            "evaluation": evaluation.to_json(),
+            "calibration": calibration,
+            # What donor_embeddings.npy and nonprofit_embeddings.npy hold ("model" above is its
+            # holdout figure), why, and every candidate's holdout figures (graph_model.candidates).
+            "served": selection.pop("candidate"),
+            "selection": selection,
             "config": asdict(config),
             "snapshot_hash": snapshot.hash,
-            "evaluation": evaluation.to_json(),
         }
         if not evaluation.possible:
             # Figures over no (or a handful of) test pairs would read as a verdict: none.
@@ -324,8 +443,8 @@ def train(
             save_model=lambda path: _save_model(trained, snapshot, split, path, log_dir),
             donor_ids=snapshot.donor_ids,
             nonprofit_ids=snapshot.nonprofit_ids,
-            donor_embeddings=trained.donor_embeddings,
-            nonprofit_embeddings=trained.nonprofit_embeddings,
+            donor_embeddings=served.donors,
+            nonprofit_embeddings=served.nonprofits,
             gift_donors=split.train.donor,
             gift_nonprofits=split.train.nonprofit,
             metrics=metrics,

@@ -134,14 +134,16 @@ class Match:
     id: strawberry.ID = strawberry.field(description="Names this match in `matchFeedback`.")
     rank: int = strawberry.field(description="1 for the best match on this page.")
     score: float = strawberry.field(
-        description="What matches are ranked by: probability adjusted by impact (higher first)."
+        description="What matches are ranked by: the model's score rescaled to [0, 1] for this "
+        "donor, adjusted by impact (higher first)."
     )
     probability: float = strawberry.field(
-        description="The model's relative probability that the donor gives here, in [0, 1]."
+        description="The calibrated probability that the donor gives here for the first time "
+        "within the model's holdout period (Platt scaling fitted on the holdout), in [0, 1]."
     )
     impact: float = strawberry.field(
         description="The nonprofit's impact from its unmet funding need, in [0, 1]; "
-        "score = probability * ((1 - impactWeight) + impactWeight * impact)."
+        "score = rescaled model score * ((1 - impactWeight) + impactWeight * impact)."
     )
     cursor: str = strawberry.field(description="Pass as `after` for the matches after this one.")
     nonprofit: Nonprofit

@@ -22,7 +22,7 @@ MODELS = [
     "popularity",
     "GF-CF (filter alone)",
     "normalised filter (initialisation)",
-    "TF-GNN fitted filter (shipped)",
+    "TF-GNN filter (shipped)",
 ]
 
 
@@ -215,7 +215,47 @@ def test_harness_runs_every_model_side_by_side(tmp_path: Path) -> None:
         assert by_name[name].recall > popularity.recall + 0.2, name
     for model in result.models:
         assert 0 <= model.ndcg <= 1 and model.fit_s >= 0 and model.eval_s > 0
-    assert any("fitting on the hidden edges of" in message for message in messages)
+    # Real counts: 159 users have train edges to hide, fewer than fit_users (100 per fold here
+    # is within them, so the log says 100 for each of the 2 folds).
+    assert "fitting on the hidden edges of 100, 100 users in 2 folds" in messages
+    assert result.fit_users == [100, 100]
+    # The fitted parameters ship only with a gain beyond the fold-to-fold noise.
+    assert result.shipped in {"fitted", "initialisation"} and result.shipped_reason
+    assert len(result.fold_gains) == 2
+    shipped, initial = by_name["TF-GNN filter (shipped)"], by_name[MODELS[2]]
+    if result.shipped == "initialisation":
+        assert (shipped.recall, shipped.ndcg) == (initial.recall, initial.ndcg)
+        assert result.parameters != result.fitted_parameters or result.fold_gains == [0.0, 0.0]
+    assert any(message.startswith(f"shipping the {result.shipped}") for message in messages)
+
+
+def test_a_gain_counts_only_beyond_the_fold_to_fold_noise() -> None:
+    from graph_model.benchmark.harness import significant_gain
+
+    assert significant_gain([0.010, 0.012, 0.011])[0]
+    noisy, why = significant_gain([0.05, -0.01, 0.02])
+    assert not noisy and "within the fold-to-fold noise" in why
+    assert not significant_gain([-0.01, -0.02, -0.01])[0]
+    assert not significant_gain([0.03])[0]  # one fold: no noise estimate, no claim
+    assert significant_gain([0.01, 0.01])[0]  # no spread at all: a consistent gain
+
+
+def test_a_small_dataset_logs_its_real_user_count(tmp_path: Path) -> None:
+    """fit_users above the users with edges to hide: the log gives the real count."""
+    data = load_dataset(_clustered(tmp_path))
+    messages: list[str] = []
+    result = run_benchmark(
+        data,
+        BenchmarkConfig(svd_rank=8, chunk_size=64, model={**TINY_MODEL, "fit_users": 16000}),
+        messages.append,
+    )
+    logged = next(m for m in messages if m.startswith("fitting on the hidden edges of"))
+    assert "16000" not in logged
+    assert all(0 < users <= data.num_users for users in result.fit_users)
+    assert logged == (
+        f"fitting on the hidden edges of {result.fit_users[0]}, {result.fit_users[1]} users "
+        "in 2 folds"
+    )
 
 
 def test_cli_benchmark_prints_json(tmp_path: Path) -> None:

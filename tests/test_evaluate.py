@@ -160,6 +160,12 @@ def test_evaluate_report_on_a_tiny_graph(tmp_path: Path) -> None:
         results["metrics"]["gnn"]["warm"]["recall@20"]
         > results["metrics"]["popularity"]["warm"]["recall@20"]
     )
+    # ECE of each model's calibrated probabilities is reported, and beats the min-max rescaling.
+    assert "Calibration" in page
+    for model in ("gnn", "bpr_mf", "popularity"):
+        report = results["calibration"][model]
+        assert 0.0 <= report["ece@20"] < report["ece@20_minmax"], model
+        assert f"{report['ece@20']:.4f}" in page
     sweep = results["impact_sweep"]
     assert [p["weight"] for p in sweep] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert sweep[-1]["underfunded_share"] >= sweep[0]["underfunded_share"]

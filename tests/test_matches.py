@@ -167,8 +167,19 @@ def test_impact_reranks_by_unmet_need_at_once(
 ) -> None:
     donor = active_donor(served_graph, rank=3)
     by_model = matches(client, served_graph, donor, 20, w=0.0)
-    for match in by_model:
-        assert match["score"] == pytest.approx(match["probability"])
+    # At weight 0 the score is the rescaled model score: the first match scores 1. The shown
+    # probability is calibrated, so it is not 1 and falls with the score.
+    assert by_model[0]["score"] == pytest.approx(1.0)
+    probabilities = [m["probability"] for m in by_model]
+    assert all(0.0 <= p < 1.0 for p in probabilities) and probabilities[0] < 0.9
+    assert probabilities == sorted(probabilities, reverse=True)
+    rescaled = {m["nonprofit"]["id"]: m["score"] for m in by_model}
+    model_dir = current_artifact_dir(served_graph.app_settings.models_dir)
+    assert model_dir is not None
+    artifact = load_artifact(model_dir)
+    column = {n: i for i, n in enumerate(artifact.nonprofit_ids)}
+    expected = artifact.probabilities(donor, [column[n] for n in rescaled])
+    assert expected is not None and probabilities == pytest.approx(expected.tolist())
     # The model's 15th choice states a need far beyond anyone else's: impact 1.
     needy = by_model[14]["nonprofit"]["id"]
     as_needy = served_graph.token(Role.NONPROFIT, needy)
@@ -178,11 +189,14 @@ def test_impact_reranks_by_unmet_need_at_once(
         ranked = [m["nonprofit"]["id"] for m in reranked]
         assert ranked.index(needy) < 3
         assert reranked[ranked.index(needy)]["impact"] == 1.0
-        for match in reranked:
-            assert match["score"] == pytest.approx(match["probability"] * match["impact"])
+        shown = [m for m in reranked if m["nonprofit"]["id"] in rescaled]
+        assert len(shown) >= 5
+        for match in shown:
+            expected = rescaled[match["nonprofit"]["id"]] * match["impact"]
+            assert match["score"] == pytest.approx(expected)
         half = matches(client, served_graph, donor, 20, w=0.5)
-        for match in half:
-            expected = match["probability"] * (0.5 + 0.5 * match["impact"])
+        for match in (m for m in half if m["nonprofit"]["id"] in rescaled):
+            expected = rescaled[match["nonprofit"]["id"]] * (0.5 + 0.5 * match["impact"])
             assert match["score"] == pytest.approx(expected)
         assert [m["nonprofit"]["id"] for m in half].index(needy) < 14
     finally:

@@ -234,3 +234,43 @@ def test_artifact_reading_does_not_import_tensorflow() -> None:
         "sys.exit('tensorflow' in sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
+
+
+def test_calibrated_probabilities_in_the_artifact(trained: Path) -> None:
+    """metrics.json holds the holdout's Platt fit and its ECE; the artifact applies it (numpy
+    only): probabilities in [0, 1], falling with the score, the first match's not 1.0, and
+    closer to the holdout's hit rate than the min-max rescaling the API showed before."""
+    artifact = load_artifact(trained)
+    calibration = artifact.metrics["calibration"]
+    for name in ("model", "popularity"):
+        report = calibration[name]
+        assert report["check_donors"] > 0 and report["fit_donors"] > 0
+        assert 0.0 <= report["ece@20"] < report["ece@20_minmax"]
+    donor = artifact.donor_ids[0]
+    scores = artifact.scores(donor)
+    order = np.argsort(-scores, kind="stable")
+    probabilities = artifact.probabilities(donor, order)
+    assert probabilities is not None
+    assert np.all((probabilities >= 0.0) & (probabilities <= 1.0))
+    assert probabilities[0] < 0.9
+    assert np.all(np.diff(probabilities) <= 1e-12)
+    unknown = artifact.probabilities("no-such-donor", order)
+    assert unknown is not None and np.all((unknown >= 0.0) & (unknown <= 1.0))
+
+
+def test_candidates_side_by_side_and_the_served_one(trained: Path) -> None:
+    """Training compares every candidate on the same holdout donors; the artifact serves the
+    chosen one's embeddings and reports its figures as the model's."""
+    artifact = load_artifact(trained)
+    metrics = artifact.metrics
+    rows = {row["name"]: row for row in metrics["selection"]["candidates"]}
+    assert set(rows) == {"gnn", "gf_cf", "gnn+gf_cf", "bpr_mf", "popularity"}
+    assert len({row["donors"] for row in rows.values()}) == 1  # the same sampled donors
+    served = rows[metrics["served"]]
+    assert served["recall@20"] == pytest.approx(metrics["model"]["recall@20"])
+    assert artifact.donor_embeddings.shape[1] == served["dim"]
+    assert rows["popularity"]["recall@20"] == pytest.approx(metrics["popularity"]["recall@20"])
+    assert metrics["selection"]["reason"]
+    for row in rows.values():
+        low, high = row["confidence"]["recall@20"]["low"], row["confidence"]["recall@20"]["high"]
+        assert low <= row["recall@20"] <= high

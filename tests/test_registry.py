@@ -48,7 +48,8 @@ def untrained(served_graph: ServedGraph, tmp_path_factory: pytest.TempPathFactor
     """A real version whose weights never moved (learning rate 0): it loses to popularity."""
     snapshot = tmp_path_factory.mktemp("snapshot")
     write_snapshot(served_graph.tables, snapshot)
-    config = TrainConfig(steps=1, learning_rate=0.0, seed=TINY_TRAINING.seed)
+    # Candidates off: with them, training would serve a better candidate than this GNN.
+    config = TrainConfig(steps=1, learning_rate=0.0, seed=TINY_TRAINING.seed, candidates=False)
     return train(snapshot, tmp_path_factory.mktemp("untrained"), config)
 
 

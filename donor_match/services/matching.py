@@ -363,7 +363,7 @@ class MatchService:
         impact_weight: float | None = None,
     ) -> list[Match]:
         """The donor's next `first` nonprofits (after the cursor `after`) among those `only`
-        admits, ranked by the model's relative probability adjusted by impact with weight
+        admits, ranked by the model's relative score adjusted by impact with weight
         `impact_weight` (default: the configured one), by default excluding the nonprofits the
         donor already gives to."""
         require_principal(principal).require_self_or(donor_id, Role.DONOR, Role.ADMIN)
@@ -394,8 +394,11 @@ class MatchService:
 
         by_id = self._shown.of([model.nonprofit_ids[p] for p in page])
         similar = model.supporters.similar_donors(supported, page, model.donor_position(donor_id))
+        # Calibrated on the training holdout; a version from before calibration has none and
+        # shows the relative value as it always did.
+        calibrated = model.probabilities(donor_id, page)
         found: list[Match] = []
-        for p, peers in zip(page, similar, strict=True):
+        for i, (p, peers) in enumerate(zip(page, similar, strict=True)):
             shown = by_id.get(model.nonprofit_ids[p])
             if shown is None:  # in the model, since deleted from the graph
                 continue
@@ -406,7 +409,7 @@ class MatchService:
                     rank=len(found) + 1,
                     score=float(scores[p]),
                     nonprofit=nonprofit,
-                    probability=float(relative[p]),
+                    probability=float(relative[p] if calibrated is None else calibrated[i]),
                     impact=float(impact.values[p]),
                     reasons=_reasons(context, shown, peers),
                     cursor=encode_match_cursor(float(scores[p]), int(p)),
