@@ -29,14 +29,10 @@ import numpy as np  # noqa: E402
 from graph_model.candidates import (  # noqa: E402
     INCUMBENT,
     Candidate,
-    bpr_mf_candidate,
+    all_candidates,
     choose,
-    combined,
     evaluate_candidates,
-    gf_cf_candidate,
-    popularity_candidate,
     table,
-    train_matrix,
 )
 from graph_model.config import TrainConfig  # noqa: E402
 from graph_model.snapshot import read_snapshot  # noqa: E402
@@ -64,15 +60,9 @@ def main() -> None:
         metrics["train"]["seconds"],
     )
     started = time.perf_counter()
-    gf_cf = gf_cf_candidate(
-        train_matrix(split, num_donors, num_nonprofits), rank=config.gf_cf_rank, seed=config.seed
-    )
-    print(f"gf_cf fitted in {gf_cf.seconds:.0f} s", flush=True)
-    mf = bpr_mf_candidate(split, num_donors, num_nonprofits, dim=config.embedding_dim,
-                          epochs=config.mf_epochs, seed=config.seed)
-    print(f"bpr_mf fitted in {mf.seconds:.0f} s", flush=True)
-    candidates = [gnn, gf_cf, combined(gnn, gf_cf, config.seed), mf,
-                  popularity_candidate(split.popularity(num_nonprofits), num_donors)]
+    candidates = all_candidates(gnn, split, num_donors, num_nonprofits, config)
+    print("fitted in " + ", ".join(f"{c.name} {c.seconds:.0f} s" for c in candidates[1:]),
+          flush=True)
     began = time.perf_counter()
     evaluations = evaluate_candidates(candidates, split, num_nonprofits, k=config.k,
                                       sample=config.eval_donors, seed=config.seed)

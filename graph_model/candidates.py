@@ -32,6 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph_model.benchmark.filters import spectral
+from graph_model.config import TrainConfig
 from graph_model.evaluate import Evaluation, bpr_mf, embedding_scorer, evaluate_scorer
 from graph_model.split import Split
 
@@ -111,6 +112,31 @@ def combined(first: Candidate, second: Candidate, seed: int = 0) -> Candidate:
         joined_nonprofits,
         first.seconds + second.seconds,
     )
+
+
+def all_candidates(
+    gnn: Candidate, split: Split, num_donors: int, num_nonprofits: int, config: TrainConfig
+) -> list[Candidate]:
+    """The GNN and every challenger, fitted on the split's training graph with `config`'s sizes.
+
+    Args:
+        gnn: the trained GNN's embeddings, the incumbent.
+        split, num_donors, num_nonprofits: the training graph and its sizes.
+        config: ranks, epochs and seed of the challengers.
+    Returns:
+        GNN, GF-CF, GNN+GF-CF, BPR-MF and popularity, in that order.
+    """
+    gf_cf = gf_cf_candidate(
+        train_matrix(split, num_donors, num_nonprofits), rank=config.gf_cf_rank, seed=config.seed
+    )
+    return [
+        gnn,
+        gf_cf,
+        combined(gnn, gf_cf, config.seed),
+        bpr_mf_candidate(split, num_donors, num_nonprofits, dim=config.embedding_dim,
+                         epochs=config.mf_epochs, seed=config.seed),
+        popularity_candidate(split.popularity(num_nonprofits), num_donors),
+    ]
 
 
 def evaluate_candidates(

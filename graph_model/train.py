@@ -31,14 +31,10 @@ from graph_model.calibration import calibrate
 from graph_model.candidates import (
     INCUMBENT,
     Candidate,
-    bpr_mf_candidate,
+    all_candidates,
     choose,
-    combined,
     evaluate_candidates,
-    gf_cf_candidate,
-    popularity_candidate,
     table,
-    train_matrix,
 )
 from graph_model.coldstart import ColdStart
 from graph_model.config import TrainConfig
@@ -275,23 +271,7 @@ def _select(
     """Every candidate of graph_model.candidates on the same sampled holdout; the chosen one."""
     num_donors, num_nonprofits = len(snapshot.donor_ids), len(snapshot.nonprofit_ids)
     began = time.monotonic()
-    gf_cf = gf_cf_candidate(
-        train_matrix(split, num_donors, num_nonprofits), rank=config.gf_cf_rank, seed=config.seed
-    )
-    candidates = [
-        gnn,
-        gf_cf,
-        combined(gnn, gf_cf, config.seed),
-        bpr_mf_candidate(
-            split,
-            num_donors,
-            num_nonprofits,
-            dim=config.embedding_dim,
-            epochs=config.mf_epochs,
-            seed=config.seed,
-        ),
-        popularity_candidate(split.popularity(num_nonprofits), num_donors),
-    ]
+    candidates = all_candidates(gnn, split, num_donors, num_nonprofits, config)
     evaluations = evaluate_candidates(
         candidates, split, num_nonprofits, k=config.k, sample=config.eval_donors, seed=config.seed
     )

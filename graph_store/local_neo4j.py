@@ -19,10 +19,10 @@ import socket
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from graph_store.embedded import ServerStatus
 from graph_store.embedded import process_alive as _alive
 from graph_store.settings import StoreSettings
 
@@ -47,15 +47,6 @@ ANALYST_PROCEDURES = (
 
 class Neo4jSetupError(RuntimeError):
     """The local server cannot start; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class ServerStatus:
-    name: str
-    running: bool
-    pid: int | None
-    port: int
-    data_dir: Path
 
 
 class Neo4jServer:
