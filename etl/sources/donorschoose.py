@@ -259,27 +259,45 @@ class DonorsChooseSource:
         return self._project_school
 
     def _donations(self, size: int) -> Iterator[RawBatch]:
-        schools = self._schools_of_projects()
-        csv = self._files["donations"]
-        out = BatchBuilder("donations", csv.path, size)
-        for line, row in csv.records():
-            if isinstance(row, str):
-                full = out.reject(line, "", row)
+        yield from donation_batches(
+            self._files["donations"], size, self._schools_of_projects(), "Projects.csv",
+            id="donation id", donor="donor id", project="project id",
+            amount="donation amount", ts="donation received date",
+        )
+
+
+def donation_batches(
+    csv: KnownCsv, size: int, schools: dict[str, str], projects_file: str, *,
+    id: str, donor: str, project: str, amount: str, ts: str,
+) -> Iterator[RawBatch]:
+    """A DonorsChoose export's donations: each to its project's school, rejected when the project
+    is not in `projects_file`. The keyword arguments name the export's own columns.
+
+    Args:
+        csv: the donations file; size: rows a batch.
+        schools: each project's school (the nonprofit a gift goes to).
+    Returns:
+        Batches of canonical donations (an absent amount or date column stays absent: validation
+        dates or rejects those rows).
+    """
+    out = BatchBuilder("donations", csv.path, size)
+    for line, row in csv.records():
+        if isinstance(row, str):
+            full = out.reject(line, "", row)
+        else:
+            project_id = (row[project] or "").strip()
+            school = schools.get(project_id)
+            if project_id and school is None:
+                full = out.reject(line, "initiative_id",
+                                  f"project {project_id[:40]!r} is not in {projects_file}")
             else:
-                project = (row["project id"] or "").strip()
-                school = schools.get(project)
-                if project and school is None:
-                    full = out.reject(line, "initiative_id",
-                                      f"project {project[:40]!r} is not in Projects.csv")
-                else:
-                    gift = {"id": row["donation id"], "donor_id": row["donor id"],
-                            "nonprofit_id": school, "initiative_id": project or None}
-                    # An absent column stays absent: validation dates or rejects those rows.
-                    if "donation amount" in row:
-                        gift["amount"] = row["donation amount"]
-                    if "donation received date" in row:
-                        gift["ts"] = row["donation received date"]
-                    full = out.add(line, gift)
-            if full:
-                yield full
-        yield from out.rest()
+                gift = {"id": row[id], "donor_id": row[donor], "nonprofit_id": school,
+                        "initiative_id": project_id or None}
+                if amount in row:
+                    gift["amount"] = row[amount]
+                if ts in row:
+                    gift["ts"] = row[ts]
+                full = out.add(line, gift)
+        if full:
+            yield full
+    yield from out.rest()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from etl.entities import LOAD_ORDER
 from etl.sources.base import BatchBuilder, MissingColumn, RawBatch, SourceError
-from etl.sources.donorschoose import category_id, subcategory_id
+from etl.sources.donorschoose import category_id, donation_batches, subcategory_id
 from etl.sources.known_csv import KnownCsv
 from etl.sources.us_states import STATES, region_id, state_code
 
@@ -225,26 +225,8 @@ class DonorsChooseOpenDataSource:
                 row["projectid"].strip(): row["schoolid"].strip()
                 for _, row in self._files["projects"].records() if not isinstance(row, str)
             }
-        schools = self._project_school
-        csv = self._files["donations"]
-        out = BatchBuilder("donations", csv.path, size)
-        for line, row in csv.records():
-            if isinstance(row, str):
-                full = out.reject(line, "", row)
-            else:
-                project = (row["projectid"] or "").strip()
-                school = schools.get(project)
-                if project and school is None:
-                    full = out.reject(line, "initiative_id",
-                                      f"project {project[:40]!r} is not in {PROJECTS}")
-                else:
-                    gift = {"id": row["donationid"], "donor_id": row["donor acctid"],
-                            "nonprofit_id": school, "initiative_id": project or None}
-                    if "donation total" in row:
-                        gift["amount"] = row["donation total"]
-                    if "donation timestamp" in row:
-                        gift["ts"] = row["donation timestamp"]
-                    full = out.add(line, gift)
-            if full:
-                yield full
-        yield from out.rest()
+        yield from donation_batches(
+            self._files["donations"], size, self._project_school, PROJECTS,
+            id="donationid", donor="donor acctid", project="projectid",
+            amount="donation total", ts="donation timestamp",
+        )
