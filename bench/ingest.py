@@ -72,7 +72,7 @@ def _store(args: argparse.Namespace, graph: str) -> GraphStore:
     return store
 
 
-def phase_load(args: argparse.Namespace) -> dict[str, Any]:
+def phase_load(args: argparse.Namespace, initial: bool = False) -> dict[str, Any]:
     from etl.pipeline import LoadOptions, run_load
     from etl.sources import open_source
 
@@ -80,7 +80,8 @@ def phase_load(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     report = run_load(
         store, open_source("parquet", Path(args.data)),
-        LoadOptions(loads_dir=Path(args.work) / "loads", batch_size=args.batch_size),
+        LoadOptions(loads_dir=Path(args.work) / "loads", batch_size=args.batch_size,
+                    initial=initial),
         path=Path(args.data),
     )
     wall = time.monotonic() - started
@@ -127,7 +128,12 @@ def phase_raw(args: argparse.Namespace) -> dict[str, Any]:
             "peak_rss_mb": _peak_rss_mb()}
 
 
-PHASES = {"synth": phase_synth, "load": phase_load, "raw": phase_raw}
+def phase_initial(args: argparse.Namespace) -> dict[str, Any]:
+    """`etl load --initial`: the same load into the empty graph, creating instead of merging."""
+    return phase_load(args, initial=True)
+
+
+PHASES = {"synth": phase_synth, "load": phase_load, "raw": phase_raw, "initial": phase_initial}
 
 
 def _run_phase(name: str, args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
@@ -170,6 +176,8 @@ def main() -> None:
     parser.add_argument("--uri", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--graph", help=argparse.SUPPRESS)
+    parser.add_argument("--initial", action="store_true",
+                        help="also time `etl load --initial` (created, not merged)")
     parser.add_argument("--repeat", type=int, default=2,
                         help="runs of each load, alternating; the best of each is reported")
     args = parser.parse_args()
@@ -200,10 +208,11 @@ def main() -> None:
 def _bench_store(store: str, args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any]:
     """Alternate the two loads, each into a fresh server, and keep the best of each: the machine
     is shared, so single runs vary more than the loader's own overhead."""
-    runs: dict[str, list[dict[str, Any]]] = {"load": [], "raw": []}
+    phases = ("load", "raw", "initial") if args.initial else ("load", "raw")
+    runs: dict[str, list[dict[str, Any]]] = {phase: [] for phase in phases}
     server_peak = 0.0
     for attempt in range(args.repeat):
-        for phase in ("load", "raw"):
+        for phase in phases:
             with _server(store, work / f"{store}-{phase}{attempt}") as (extra, pid):
                 runs[phase].append(_run_phase(phase, args, [
                     "--data", str(data), "--work", str(work / f"{store}-{phase}{attempt}"),
@@ -218,6 +227,11 @@ def _bench_store(store: str, args: argparse.Namespace, data: Path, work: Path) -
     results["load_rows_per_s"] = round(load["rows"] / load["seconds"])
     results["raw_rows_per_s"] = round(raw["rows"] / raw["seconds"])
     results["ratio"] = round(results["load_rows_per_s"] / results["raw_rows_per_s"], 3)
+    if "initial" in results:
+        initial = results["initial"]
+        results["initial_rows_per_s"] = round(initial["rows"] / initial["seconds"])
+        results["initial_over_load"] = round(
+            results["initial_rows_per_s"] / results["load_rows_per_s"], 3)
     return results
 
 

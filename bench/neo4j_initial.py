@@ -7,7 +7,8 @@ empty graph (`neo4j-admin database import` is not in the libraries the project r
 to write the same donors (with their region) and donations, each on a fresh local Neo4j server
 (graph_store.local_neo4j), in alternating order when repeated:
 - `merge`: the ETL's own statements (neo4j/etl/merge_*.cypher), batches over Bolt;
-- `create`: the same batches with CREATE (neo4j/bench/initial_*_create.cypher): no lookups;
+- `create`: the same batches with CREATE (neo4j/etl/create_*.cypher, what
+  `etl load --initial` sends): no lookups;
 - `csv`: `LOAD CSV ... CALL { ... } IN TRANSACTIONS` from the server's import directory
   (neo4j/bench/initial_*_csv.cypher), the file written beforehand (untimed).
 Regions and nonprofits are merged first, untimed. Each run checks the stored counts.
@@ -85,7 +86,7 @@ def run(method: str, data: Path, batches: dict[str, list[list[dict[str, Any]]]],
                     session.run(text, url=f"file:///{entity}.csv", load_id="bench").consume()
             else:
                 chosen = (merge_statement(entity) if method == "merge"
-                          else statement(f"bench/initial_{entity}_create"))
+                          else statement(f"etl/create_{entity}"))
                 for batch in batches[entity]:
                     store.write(chosen, {"rows": batch, "load_id": "bench"})
             seconds = time.monotonic() - started

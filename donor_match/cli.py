@@ -201,13 +201,18 @@ def etl_load(
                           "their initiative's posted date (posted) or the load time "
                           "(load-time), flagged ts_approximate.")
     ] = "posted",
+    initial: Annotated[
+        bool, typer.Option("--initial", help="A first load into an empty graph: donors, "
+                           "nonprofits and donations are created, not merged (faster); "
+                           "refused when the graph holds nodes.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Validate and load files into the store (idempotent, resumable). Exit 0: loaded; 2: a file
     is unusable, nothing written; 3: an entity stopped at the reject limit (the others loaded)."""
     try:
         options = _load_options(loads_dir, batch_size, max_reject_rate, min_rows_for_rate,
-                                future_tolerance_s, not restart, ts_fallback)
+                                future_tolerance_s, not restart, ts_fallback, initial)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     with _store() as store:
@@ -222,14 +227,14 @@ def etl_load(
 
 def _load_options(loads_dir: Path | None, batch_size: int, max_reject_rate: float,
                   min_rows_for_rate: int, future_tolerance_s: float, resume: bool,
-                  ts_fallback: str):  # -> etl.pipeline.LoadOptions (imported lazily)
+                  ts_fallback: str, initial: bool = False):  # -> etl.pipeline.LoadOptions
     from etl.pipeline import LoadOptions
 
     return LoadOptions(
         loads_dir=loads_dir or StoreSettings().data_dir / "loads",
         batch_size=batch_size, max_reject_rate=max_reject_rate,
         min_rows_for_rate=min_rows_for_rate, future_tolerance_s=future_tolerance_s,
-        resume=resume, ts_fallback=ts_fallback,
+        resume=resume, ts_fallback=ts_fallback, initial=initial,
     )
 
 

@@ -21,8 +21,23 @@ class Written:
     changed: int  # rows whose stored values this write created or modified
 
 
+# Entities a first load into an empty graph writes with CREATE (`etl load --initial`): the
+# big ones, each with a unique id the store's constraint guards. The rest always MERGE.
+CREATED = frozenset({"donors", "nonprofits", "donations"})
+
+
 def merge_statement(entity: str) -> Statement:
     return statement(f"etl/merge_{entity}")
+
+
+def write_statement(entity: str, initial: bool = False) -> Statement:
+    return statement(f"etl/create_{entity}") if initial and entity in CREATED \
+        else merge_statement(entity)
+
+
+def graph_is_empty(store: GraphStore) -> bool:
+    rows = store.read(statement("etl/graph_is_empty"))
+    return bool(rows and rows[0]["empty"])
 
 
 def complete(entity: str, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -32,11 +47,13 @@ def complete(entity: str, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]
 
 
 def write_batch(
-    store: GraphStore, entity: str, rows: Sequence[dict[str, Any]], load_id: str
+    store: GraphStore, entity: str, rows: Sequence[dict[str, Any]], load_id: str,
+    initial: bool = False,
 ) -> Written:
     if not rows:
         return Written(0, 0, 0)
-    result = store.write(merge_statement(entity), {"rows": list(rows), "load_id": load_id})
+    result = store.write(write_statement(entity, initial),
+                         {"rows": list(rows), "load_id": load_id})
     first = result[0] if result else {}
     return Written(len(rows), int(first.get("written") or 0), int(first.get("changed") or 0))
 

@@ -199,3 +199,52 @@ def test_a_killed_load_resumes_to_exactly_the_clean_graph(
         store.close()
     runs = json.loads((load_dir / "manifest.json").read_text())["runs"]
     assert [r["status"] for r in runs] == ["running", "complete"]  # the killed run never ended
+
+
+def test_an_initial_load_stores_what_a_merging_load_stores(
+    store: GraphStore, tmp_path: Path
+) -> None:
+    path = write_csv(generate(SMALL), tmp_path / "in")
+    merged = load(store, path, tmp_path / "merge-loads")
+    assert merged.ok
+    expected = export_graph(store).canonical()
+    wipe(store)
+    initial = load(store, path, tmp_path / "initial-loads", initial=True)
+    assert initial.ok, initial.error
+    assert initial.load_id == merged.load_id  # the same files: the same lineage stamps
+    assert {n: (e.written, e.changed) for n, e in initial.entities.items()} == {
+        n: (e.written, e.changed) for n, e in merged.entities.items()}
+    assert export_graph(store).canonical() == expected
+
+
+def test_an_initial_load_is_refused_on_a_graph_with_nodes(
+    store: GraphStore, tmp_path: Path
+) -> None:
+    path = write_csv(generate(SMALL), tmp_path / "in")
+    assert load(store, path, tmp_path / "loads").ok
+    before = export_graph(store).canonical()
+    refused = load(store, path, tmp_path / "other-loads", initial=True)
+    assert (refused.status, refused.failure) == ("failed", "not_empty")
+    assert "without --initial" in (refused.error or "")
+    assert export_graph(store).canonical() == before
+
+
+def test_a_killed_initial_load_resumes_by_merging(store: GraphStore, tmp_path: Path) -> None:
+    """The batch in flight when a first load died may have landed without its checkpoint:
+    creating it again would break the ids' uniqueness, so the resumed load merges."""
+    path = write_csv(generate(SMALL), tmp_path / "in")
+    loads = tmp_path / "loads"
+    first = load(store, path, loads, initial=True, batch_size=100)
+    assert first.ok, first.error
+    clean = export_graph(store).canonical()
+    checkpoint_path = loads / first.load_id / "checkpoint.json"
+    checkpoint = json.loads(checkpoint_path.read_text())
+    # As if killed after the last donation batch committed, before its checkpoint was written.
+    checkpoint["complete"] = False
+    checkpoint["done"]["donations"] -= 1
+    checkpoint_path.write_text(json.dumps(checkpoint))
+    resumed = load(store, path, loads, initial=True, batch_size=100)
+    assert resumed.ok, resumed.error
+    assert resumed.resumed_batches > 0
+    assert any("--initial" in note for note in resumed.notes)
+    assert export_graph(store).canonical() == clean
