@@ -25,6 +25,7 @@ noise: both its Recall@k and NDCG@k above the upper end of the GNN's 95% interva
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ import scipy.sparse as sp
 from graph_model.benchmark.filters import spectral
 from graph_model.config import TrainConfig
 from graph_model.evaluate import Evaluation, bpr_mf, embedding_scorer, evaluate_scorer
+from graph_model.phases import Phases
 from graph_model.split import Split
 
 INCUMBENT = "gnn"
@@ -60,8 +62,12 @@ def bpr_mf_candidate(
     split: Split, num_donors: int, num_nonprofits: int, *, dim: int, epochs: int, seed: int
 ) -> Candidate:
     began = time.monotonic()
+    # A batch of about a tenth of the nonprofits (at least 1024): how often a nonprofit recurs
+    # in a batch, and so the size of its summed step, stays what it is at 10k nonprofits (where
+    # 1024 was tuned), and at 100k nonprofits an epoch is 10x fewer Python-level batches.
     mf = bpr_mf(
-        split.train_pairs.stacked(), num_donors, num_nonprofits, dim=dim, epochs=epochs, seed=seed
+        split.train_pairs.stacked(), num_donors, num_nonprofits, dim=dim, epochs=epochs,
+        seed=seed, batch_size=max(1024, num_nonprofits // 10),
     )
     donors, nonprofits = _f32(
         np.hstack([mf.users, np.ones((num_donors, 1))]),
@@ -114,8 +120,17 @@ def combined(first: Candidate, second: Candidate, seed: int = 0) -> Candidate:
     )
 
 
+def _timed(phases: Phases | None, name: str) -> AbstractContextManager[None]:
+    return nullcontext() if phases is None else phases.phase(name)
+
+
 def all_candidates(
-    gnn: Candidate, split: Split, num_donors: int, num_nonprofits: int, config: TrainConfig
+    gnn: Candidate,
+    split: Split,
+    num_donors: int,
+    num_nonprofits: int,
+    config: TrainConfig,
+    phases: Phases | None = None,
 ) -> list[Candidate]:
     """The GNN and every challenger, fitted on the split's training graph with `config`'s sizes.
 
@@ -123,20 +138,23 @@ def all_candidates(
         gnn: the trained GNN's embeddings, the incumbent.
         split, num_donors, num_nonprofits: the training graph and its sizes.
         config: ranks, epochs and seed of the challengers.
+        phases: when given, each fit's wall time and memory (graph_model.phases).
     Returns:
         GNN, GF-CF, GNN+GF-CF, BPR-MF and popularity, in that order.
     """
-    gf_cf = gf_cf_candidate(
-        train_matrix(split, num_donors, num_nonprofits), rank=config.gf_cf_rank, seed=config.seed
-    )
-    return [
-        gnn,
-        gf_cf,
-        combined(gnn, gf_cf, config.seed),
-        bpr_mf_candidate(split, num_donors, num_nonprofits, dim=config.embedding_dim,
-                         epochs=config.mf_epochs, seed=config.seed),
-        popularity_candidate(split.popularity(num_nonprofits), num_donors),
-    ]
+    with _timed(phases, "candidate gf_cf"):
+        gf_cf = gf_cf_candidate(
+            train_matrix(split, num_donors, num_nonprofits), rank=config.gf_cf_rank,
+            seed=config.seed,
+        )
+    with _timed(phases, "candidate gnn+gf_cf"):
+        mix = combined(gnn, gf_cf, config.seed)
+    with _timed(phases, "candidate bpr_mf"):
+        mf = bpr_mf_candidate(split, num_donors, num_nonprofits, dim=config.embedding_dim,
+                              epochs=config.mf_epochs, seed=config.seed)
+    with _timed(phases, "candidate popularity"):
+        popular = popularity_candidate(split.popularity(num_nonprofits), num_donors)
+    return [gnn, gf_cf, mix, mf, popular]
 
 
 def evaluate_candidates(
@@ -147,22 +165,24 @@ def evaluate_candidates(
     k: int,
     sample: int,
     seed: int,
+    phases: Phases | None = None,
 ) -> dict[str, Evaluation]:
     popularity = split.popularity(num_nonprofits)
     seen = split.train_pairs.stacked()
-    return {
-        c.name: evaluate_scorer(
-            embedding_scorer(c.donors, c.nonprofits),
-            split.test_pairs,
-            seen,
-            num_nonprofits,
-            k=k,
-            popularity=popularity,
-            sample=sample,
-            seed=seed,
-        )
-        for c in candidates
-    }
+    evaluations = {}
+    for c in candidates:
+        with _timed(phases, f"evaluate {c.name}"):
+            evaluations[c.name] = evaluate_scorer(
+                embedding_scorer(c.donors, c.nonprofits),
+                split.test_pairs,
+                seen,
+                num_nonprofits,
+                k=k,
+                popularity=popularity,
+                sample=sample,
+                seed=seed,
+            )
+    return evaluations
 
 
 def choose(evaluations: dict[str, Evaluation], k: int) -> tuple[str, str]:
