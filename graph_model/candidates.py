@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -42,11 +42,39 @@ INCUMBENT = "gnn"
 
 
 @dataclass(frozen=True)
+class Segment:
+    """A run of columns of a candidate's embeddings, as a node the training graph lacks gets
+    them (graph_model.coldstart serves these):
+    - "gnn": the GNN's embedding; a donor's times `weight`, a nonprofit's as it is;
+    - "gifts": a donor's distinct gifts (a 0/1 row over the nonprofits) times `matrix`
+      (nonprofits, width): what a filter of the donation graph makes of a donor;
+    - "constant": `vector` for every donor.
+    A new nonprofit has no donations, so outside "gnn" its columns are zeros, as they are for a
+    training nonprofit without donations in each of these families.
+    """
+
+    kind: str
+    width: int
+    weight: float = 1.0
+    matrix: np.ndarray | None = None
+    vector: np.ndarray | None = None
+
+
+def gnn_segments(dim: int) -> tuple[Segment, ...]:
+    return (Segment("gnn", dim),)
+
+
+@dataclass(frozen=True)
 class Candidate:
     name: str
     donors: np.ndarray  # (donors, dim) float32
     nonprofits: np.ndarray  # (nonprofits, dim) float32
     seconds: float  # to fit it (the GNN's: its training)
+    # How a new donor or nonprofit gets its columns (Segment); None: the GNN's, whole.
+    segments: tuple[Segment, ...] | None = None
+
+    def cold_start(self) -> tuple[Segment, ...]:
+        return self.segments or gnn_segments(int(self.donors.shape[1]))
 
 
 def _f32(*arrays: np.ndarray) -> list[np.ndarray]:
@@ -55,7 +83,8 @@ def _f32(*arrays: np.ndarray) -> list[np.ndarray]:
 
 def popularity_candidate(popularity: np.ndarray, num_donors: int) -> Candidate:
     donors, nonprofits = _f32(np.ones((num_donors, 1)), np.asarray(popularity)[:, None])
-    return Candidate("popularity", donors, nonprofits, 0.0)
+    constant = Segment("constant", 1, vector=np.ones(1, np.float32))
+    return Candidate("popularity", donors, nonprofits, 0.0, (constant,))
 
 
 def bpr_mf_candidate(
@@ -73,7 +102,12 @@ def bpr_mf_candidate(
         np.hstack([mf.users, np.ones((num_donors, 1))]),
         np.hstack([mf.items, mf.item_bias[:, None]]),
     )
-    return Candidate("bpr_mf", donors, nonprofits, time.monotonic() - began)
+    # A donor without training pairs has a zero vector (evaluate.bpr_mf) and the constant 1
+    # against the item bias: the learned popularity order.
+    constant = np.zeros(donors.shape[1], np.float32)
+    constant[-1] = 1.0
+    segments = (Segment("constant", len(constant), vector=constant),)
+    return Candidate("bpr_mf", donors, nonprofits, time.monotonic() - began, segments)
 
 
 def train_matrix(split: Split, num_donors: int, num_nonprofits: int) -> sp.csr_matrix:
@@ -89,12 +123,13 @@ def gf_cf_candidate(
     began = time.monotonic()
     spec = spectral(train, rank, seed=seed, randomized=True)
     v = spec.vt.T  # (nonprofits, k)
-    linear = train @ (v * spec.singular_values**2)
-    ideal = train @ (v * spec.item_norm[:, None])
-    donors, nonprofits = _f32(
-        np.hstack([linear, alpha * ideal]), np.hstack([v, v * spec.item_denorm[:, None]])
+    # A donor's columns are its 0/1 training row times this: the same map serves new donors.
+    (projection,) = _f32(
+        np.hstack([v * spec.singular_values**2, alpha * v * spec.item_norm[:, None]])
     )
-    return Candidate("gf_cf", donors, nonprofits, time.monotonic() - began)
+    donors, nonprofits = _f32(train @ projection, np.hstack([v, v * spec.item_denorm[:, None]]))
+    segments = (Segment("gifts", projection.shape[1], matrix=projection),)
+    return Candidate("gf_cf", donors, nonprofits, time.monotonic() - began, segments)
 
 
 def combined(first: Candidate, second: Candidate, seed: int = 0) -> Candidate:
@@ -117,6 +152,20 @@ def combined(first: Candidate, second: Candidate, seed: int = 0) -> Candidate:
         joined_donors,
         joined_nonprofits,
         first.seconds + second.seconds,
+        _scaled(first.cold_start(), 1 / a) + _scaled(second.cold_start(), 1 / b),
+    )
+
+
+def _scaled(segments: tuple[Segment, ...], factor: float) -> tuple[Segment, ...]:
+    """The segments of donor columns multiplied by `factor` (nonprofit columns unchanged)."""
+    return tuple(
+        replace(
+            s,
+            weight=s.weight * factor,
+            matrix=None if s.matrix is None else (s.matrix * factor).astype(np.float32),
+            vector=None if s.vector is None else (s.vector * factor).astype(np.float32),
+        )
+        for s in segments
     )
 
 

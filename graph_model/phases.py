@@ -8,11 +8,13 @@ temporaries raise and which the figure of a run's own end would hide).
 
 from __future__ import annotations
 
+import json
 import resource
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 _PAGE = resource.getpagesize()
@@ -39,6 +41,14 @@ class Phases:
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
+        self._stream: Path | None = None
+
+    def stream_to(self, path: Path) -> None:
+        """Also append every row, as one JSON line, to `path` (the rows so far at once): a long
+        run can be followed, and a run stopped before its end still leaves its profile."""
+        self._stream = path
+        with path.open("a") as out:
+            out.writelines(json.dumps(row) + "\n" for row in self.rows)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -59,6 +69,9 @@ class Phases:
                     "peak_rss_gb": round(max(rss, peak_rss_bytes()) / 1e9, 3),
                 }
             )
+            if self._stream is not None:
+                with self._stream.open("a") as out:
+                    out.write(json.dumps(self.rows[-1]) + "\n")
 
     def totals(self) -> dict[str, float]:
         """Seconds per phase name, summed over its rows."""

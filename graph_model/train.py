@@ -55,6 +55,7 @@ Progress = Callable[[int, int, float], None]  # (step, total steps, loss)
 HISTORY = "history.json"  # in the artifact: {"loss": [{step, loss}], "evaluations": [...]}
 TENSORBOARD = "tensorboard"  # in the artifact: TensorBoard event files of the run
 PHASES = "phases.json"  # in the artifact: wall seconds and memory per phase (graph_model.phases)
+PHASES_LOG = "phases.jsonl"  # the same rows as they happen, in the run's .training-* directory
 
 
 def strategy_for(distribution: str) -> tf.distribute.Strategy:
@@ -255,9 +256,15 @@ def fit(
 
 
 def _save_model(
-    trained: Trained, snapshot: Snapshot, split: Split, path: Path, log_dir: Path
+    trained: Trained,
+    served: Candidate,
+    snapshot: Snapshot,
+    split: Split,
+    path: Path,
+    log_dir: Path,
 ) -> None:
-    """The SavedModel (Keras model plus cold-start signatures), history and TensorBoard logs."""
+    """The SavedModel (Keras model plus cold-start signatures in the served candidate's space),
+    history and TensorBoard logs."""
     cold_start = ColdStart(
         trained.model,
         edges=training_edges(snapshot, split.train_pairs),
@@ -265,7 +272,8 @@ def _save_model(
         cause_ids=snapshot.cause_ids,
         region_ids=snapshot.region_ids,
         nonprofit_ids=snapshot.nonprofit_ids,
-        nonprofit_embeddings=trained.nonprofit_embeddings,
+        nonprofit_embeddings=served.nonprofits,
+        segments=served.cold_start(),
     )
     with warnings.catch_warnings():
         # TF notes that loading needs the GraphTensor spec types registered; importing
@@ -353,6 +361,7 @@ def train(
                         split_problem=split_problem)
     artifacts_root.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix=".training-", dir=artifacts_root))
+    phases.stream_to(log_dir / PHASES_LOG)
     try:
         trained = fit(snapshot, split, config, progress, log_dir, phases)
         served = Candidate(
@@ -446,7 +455,9 @@ def train(
                 artifacts_root,
                 snapshot_dir=snapshot_dir,
                 snapshot_hash=snapshot.hash,
-                save_model=lambda path: _save_model(trained, snapshot, split, path, log_dir),
+                save_model=lambda path: _save_model(
+                    trained, served, snapshot, split, path, log_dir
+                ),
                 donor_ids=snapshot.donor_ids,
                 nonprofit_ids=snapshot.nonprofit_ids,
                 donor_embeddings=served.donors,
