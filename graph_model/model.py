@@ -105,7 +105,10 @@ def build_model(
     in-memory sampler alone (tensorflow_gnn.experimental.sampler, 2-hop donor subgraphs, fanout
     10 x 10) costs 389 us per triple before any model work: 63x more. The price is memory that
     grows with the edges (3.3 GB peak there): beyond what one machine holds, the sampler's
-    subgraphs (or its Beam pipeline) are the way on, at that per-triple cost.
+    subgraphs (or its Beam pipeline) are the way on, at that per-triple cost. Since the model has
+    no per-node parameters, training runs these full-graph steps on the subgraph of a donor
+    sample (graph_model.split.sample_donors), which bounds that memory, and only the forward
+    pass sees the whole graph.
     """
 
     def initial_state(node_set: tfgnn.NodeSet, *, node_set_name: str) -> tf.Tensor:
