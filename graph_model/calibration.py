@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from graph_model.evaluate import writable_scores
 from graph_model.ranking import top_k
 
 Scorer = Callable[[np.ndarray], np.ndarray]  # user indices -> (len(users), items) scores
@@ -134,38 +135,50 @@ def holdout_pairs(
     exclude = exclude[np.isin(exclude[:, 0], users)]
     parts: dict[str, list[np.ndarray]] = {n: [] for n in ("score", "label", "weight", "top", "rel")}
     rows = max(1, min(len(users), _CHUNK_CELLS // max(1, num_items)))
+    # Sorted pair keys (user * num_items + item): labels and exclusions are looked up as index
+    # lists; only the scores are a full (chunk, items) block, passed over as few times as we can.
+    relevant_keys = np.unique(relevant[:, 0] * num_items + relevant[:, 1])
     for start in range(0, len(users), rows):
         chunk = users[start : start + rows]
         n = len(chunk)
-        scores = np.array(scorer(chunk), dtype=np.float64)
+        scores = writable_scores(scorer(chunk))
         where = np.searchsorted(chunk, exclude[:, 0])
         mine = (where < n) & (chunk[np.minimum(where, n - 1)] == exclude[:, 0])
-        scores[where[mine], exclude[mine, 1]] = -np.inf
-        label = np.zeros(scores.shape, dtype=bool)
-        where = np.searchsorted(chunk, relevant[:, 0])
-        mine = (where < n) & (chunk[np.minimum(where, n - 1)] == relevant[:, 0])
-        label[where[mine], relevant[mine, 1]] = True
+        excluded_rows, excluded_items = where[mine], exclude[mine, 1]
+        # The bounds of each row's finite scores in two plain reductions: excluded scores are
+        # +inf for the minimum and -inf (as they stay) for the maximum. A row with non-finite
+        # scores of its own (never from embeddings) is redone with a mask.
+        scores[excluded_rows, excluded_items] = np.inf
+        low = scores.min(axis=1).astype(np.float64)
+        scores[excluded_rows, excluded_items] = -np.inf
+        high = scores.max(axis=1).astype(np.float64)
         finite = np.isfinite(scores)
-        low = np.where(finite, scores, np.inf).min(axis=1)
-        span = np.where(finite, scores, -np.inf).max(axis=1) - low
+        finite_count = np.count_nonzero(finite, axis=1)
+        for row in np.flatnonzero(np.isnan(low) | (low == -np.inf) | ~(high < np.inf)):
+            values = scores[row][finite[row]]
+            low[row] = values.min() if len(values) else np.inf
+            high[row] = values.max() if len(values) else -np.inf
+        del finite
+        span = high - low
         best = top_k(scores, top)  # (n, top), -1 past a row's finite scores
         row_of, position = np.divmod(np.arange(best.size), best.shape[1])
         ok = best.ravel() >= 0
-        chosen = np.zeros(scores.shape, dtype=bool)
-        chosen[row_of[ok], best.ravel()[ok]] = True
+        chosen_keys = np.unique(row_of[ok] * num_items + best.ravel()[ok])
         # Negatives: uniform draws over all nonprofits, kept where they fall in the rest (finite
         # and outside the top): uniform over the rest, each standing for rest / kept of it.
-        rest = finite & ~chosen
         draws = rng.integers(0, num_items, (n, negatives))
         draw_rows = np.repeat(np.arange(n), negatives)
-        kept = rest[draw_rows, draws.ravel()]
+        kept = np.isfinite(scores[draw_rows, draws.ravel()]) & ~np.isin(
+            draw_rows * num_items + draws.ravel(), chosen_keys
+        )
         per_row = np.bincount(draw_rows[kept], minlength=n)
-        stands_for = rest.sum(axis=1) / np.maximum(per_row, 1)
+        in_top = np.bincount(row_of[ok], minlength=n)
+        stands_for = (finite_count - in_top) / np.maximum(per_row, 1)
         item_rows = np.concatenate([row_of[ok], draw_rows[kept]])
         items = np.concatenate([best.ravel()[ok], draws.ravel()[kept]])
-        values = scores[item_rows, items]
+        values = scores[item_rows, items].astype(np.float64)
         parts["score"].append(values)
-        parts["label"].append(label[item_rows, items])
+        parts["label"].append(np.isin(chunk[item_rows] * num_items + items, relevant_keys))
         parts["weight"].append(np.concatenate([np.ones(ok.sum()), stands_for[draw_rows[kept]]]))
         parts["top"].append(np.concatenate([position[ok] < k, np.zeros(kept.sum(), bool)]))
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -25,7 +25,8 @@ noise: both its Recall@k and NDCG@k above the upper end of the GNN's 95% interva
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -34,9 +35,33 @@ import scipy.sparse as sp
 from graph_model.benchmark.filters import spectral
 from graph_model.config import TrainConfig
 from graph_model.evaluate import Evaluation, bpr_mf, embedding_scorer, evaluate_scorer
+from graph_model.phases import Phases
 from graph_model.split import Split
 
 INCUMBENT = "gnn"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of columns of a candidate's embeddings, as a node the training graph lacks gets
+    them (graph_model.coldstart serves these):
+    - "gnn": the GNN's embedding; a donor's times `weight`, a nonprofit's as it is;
+    - "gifts": a donor's distinct gifts (a 0/1 row over the nonprofits) times `matrix`
+      (nonprofits, width): what a filter of the donation graph makes of a donor;
+    - "constant": `vector` for every donor.
+    A new nonprofit has no donations, so outside "gnn" its columns are zeros, as they are for a
+    training nonprofit without donations in each of these families.
+    """
+
+    kind: str
+    width: int
+    weight: float = 1.0
+    matrix: np.ndarray | None = None
+    vector: np.ndarray | None = None
+
+
+def gnn_segments(dim: int) -> tuple[Segment, ...]:
+    return (Segment("gnn", dim),)
 
 
 @dataclass(frozen=True)
@@ -45,6 +70,11 @@ class Candidate:
     donors: np.ndarray  # (donors, dim) float32
     nonprofits: np.ndarray  # (nonprofits, dim) float32
     seconds: float  # to fit it (the GNN's: its training)
+    # How a new donor or nonprofit gets its columns (Segment); None: the GNN's, whole.
+    segments: tuple[Segment, ...] | None = None
+
+    def cold_start(self) -> tuple[Segment, ...]:
+        return self.segments or gnn_segments(int(self.donors.shape[1]))
 
 
 def _f32(*arrays: np.ndarray) -> list[np.ndarray]:
@@ -53,21 +83,31 @@ def _f32(*arrays: np.ndarray) -> list[np.ndarray]:
 
 def popularity_candidate(popularity: np.ndarray, num_donors: int) -> Candidate:
     donors, nonprofits = _f32(np.ones((num_donors, 1)), np.asarray(popularity)[:, None])
-    return Candidate("popularity", donors, nonprofits, 0.0)
+    constant = Segment("constant", 1, vector=np.ones(1, np.float32))
+    return Candidate("popularity", donors, nonprofits, 0.0, (constant,))
 
 
 def bpr_mf_candidate(
     split: Split, num_donors: int, num_nonprofits: int, *, dim: int, epochs: int, seed: int
 ) -> Candidate:
     began = time.monotonic()
+    # A batch of about a tenth of the nonprofits (at least 1024): how often a nonprofit recurs
+    # in a batch, and so the size of its summed step, stays what it is at 10k nonprofits (where
+    # 1024 was tuned), and at 100k nonprofits an epoch is 10x fewer Python-level batches.
     mf = bpr_mf(
-        split.train_pairs.stacked(), num_donors, num_nonprofits, dim=dim, epochs=epochs, seed=seed
+        split.train_pairs.stacked(), num_donors, num_nonprofits, dim=dim, epochs=epochs,
+        seed=seed, batch_size=max(1024, num_nonprofits // 10),
     )
     donors, nonprofits = _f32(
         np.hstack([mf.users, np.ones((num_donors, 1))]),
         np.hstack([mf.items, mf.item_bias[:, None]]),
     )
-    return Candidate("bpr_mf", donors, nonprofits, time.monotonic() - began)
+    # A donor without training pairs has a zero vector (evaluate.bpr_mf) and the constant 1
+    # against the item bias: the learned popularity order.
+    constant = np.zeros(donors.shape[1], np.float32)
+    constant[-1] = 1.0
+    segments = (Segment("constant", len(constant), vector=constant),)
+    return Candidate("bpr_mf", donors, nonprofits, time.monotonic() - began, segments)
 
 
 def train_matrix(split: Split, num_donors: int, num_nonprofits: int) -> sp.csr_matrix:
@@ -83,12 +123,13 @@ def gf_cf_candidate(
     began = time.monotonic()
     spec = spectral(train, rank, seed=seed, randomized=True)
     v = spec.vt.T  # (nonprofits, k)
-    linear = train @ (v * spec.singular_values**2)
-    ideal = train @ (v * spec.item_norm[:, None])
-    donors, nonprofits = _f32(
-        np.hstack([linear, alpha * ideal]), np.hstack([v, v * spec.item_denorm[:, None]])
+    # A donor's columns are its 0/1 training row times this: the same map serves new donors.
+    (projection,) = _f32(
+        np.hstack([v * spec.singular_values**2, alpha * v * spec.item_norm[:, None]])
     )
-    return Candidate("gf_cf", donors, nonprofits, time.monotonic() - began)
+    donors, nonprofits = _f32(train @ projection, np.hstack([v, v * spec.item_denorm[:, None]]))
+    segments = (Segment("gifts", projection.shape[1], matrix=projection),)
+    return Candidate("gf_cf", donors, nonprofits, time.monotonic() - began, segments)
 
 
 def combined(first: Candidate, second: Candidate, seed: int = 0) -> Candidate:
@@ -111,11 +152,34 @@ def combined(first: Candidate, second: Candidate, seed: int = 0) -> Candidate:
         joined_donors,
         joined_nonprofits,
         first.seconds + second.seconds,
+        _scaled(first.cold_start(), 1 / a) + _scaled(second.cold_start(), 1 / b),
     )
 
 
+def _scaled(segments: tuple[Segment, ...], factor: float) -> tuple[Segment, ...]:
+    """The segments of donor columns multiplied by `factor` (nonprofit columns unchanged)."""
+    return tuple(
+        replace(
+            s,
+            weight=s.weight * factor,
+            matrix=None if s.matrix is None else (s.matrix * factor).astype(np.float32),
+            vector=None if s.vector is None else (s.vector * factor).astype(np.float32),
+        )
+        for s in segments
+    )
+
+
+def _timed(phases: Phases | None, name: str) -> AbstractContextManager[None]:
+    return nullcontext() if phases is None else phases.phase(name)
+
+
 def all_candidates(
-    gnn: Candidate, split: Split, num_donors: int, num_nonprofits: int, config: TrainConfig
+    gnn: Candidate,
+    split: Split,
+    num_donors: int,
+    num_nonprofits: int,
+    config: TrainConfig,
+    phases: Phases | None = None,
 ) -> list[Candidate]:
     """The GNN and every challenger, fitted on the split's training graph with `config`'s sizes.
 
@@ -123,20 +187,23 @@ def all_candidates(
         gnn: the trained GNN's embeddings, the incumbent.
         split, num_donors, num_nonprofits: the training graph and its sizes.
         config: ranks, epochs and seed of the challengers.
+        phases: when given, each fit's wall time and memory (graph_model.phases).
     Returns:
         GNN, GF-CF, GNN+GF-CF, BPR-MF and popularity, in that order.
     """
-    gf_cf = gf_cf_candidate(
-        train_matrix(split, num_donors, num_nonprofits), rank=config.gf_cf_rank, seed=config.seed
-    )
-    return [
-        gnn,
-        gf_cf,
-        combined(gnn, gf_cf, config.seed),
-        bpr_mf_candidate(split, num_donors, num_nonprofits, dim=config.embedding_dim,
-                         epochs=config.mf_epochs, seed=config.seed),
-        popularity_candidate(split.popularity(num_nonprofits), num_donors),
-    ]
+    with _timed(phases, "candidate gf_cf"):
+        gf_cf = gf_cf_candidate(
+            train_matrix(split, num_donors, num_nonprofits), rank=config.gf_cf_rank,
+            seed=config.seed,
+        )
+    with _timed(phases, "candidate gnn+gf_cf"):
+        mix = combined(gnn, gf_cf, config.seed)
+    with _timed(phases, "candidate bpr_mf"):
+        mf = bpr_mf_candidate(split, num_donors, num_nonprofits, dim=config.embedding_dim,
+                              epochs=config.mf_epochs, seed=config.seed)
+    with _timed(phases, "candidate popularity"):
+        popular = popularity_candidate(split.popularity(num_nonprofits), num_donors)
+    return [gnn, gf_cf, mix, mf, popular]
 
 
 def evaluate_candidates(
@@ -147,22 +214,24 @@ def evaluate_candidates(
     k: int,
     sample: int,
     seed: int,
+    phases: Phases | None = None,
 ) -> dict[str, Evaluation]:
     popularity = split.popularity(num_nonprofits)
     seen = split.train_pairs.stacked()
-    return {
-        c.name: evaluate_scorer(
-            embedding_scorer(c.donors, c.nonprofits),
-            split.test_pairs,
-            seen,
-            num_nonprofits,
-            k=k,
-            popularity=popularity,
-            sample=sample,
-            seed=seed,
-        )
-        for c in candidates
-    }
+    evaluations = {}
+    for c in candidates:
+        with _timed(phases, f"evaluate {c.name}"):
+            evaluations[c.name] = evaluate_scorer(
+                embedding_scorer(c.donors, c.nonprofits),
+                split.test_pairs,
+                seen,
+                num_nonprofits,
+                k=k,
+                popularity=popularity,
+                sample=sample,
+                seed=seed,
+            )
+    return evaluations
 
 
 def choose(evaluations: dict[str, Evaluation], k: int) -> tuple[str, str]:

@@ -14,6 +14,11 @@ The functions are exported as signatures of the artifact's SavedModel:
 Ids are the snapshot's string ids; `*_owner` gives the row (0-based, into region_ids) that each
 cause or gift belongs to. Ids the model does not know are ignored. `scores` are the new donors'
 dot products with the served nonprofit embeddings, in the artifact's nonprofit order.
+
+Whatever candidate family is served (graph_model.candidates), the embeddings are in its space:
+its `Segment`s say which columns come from the GNN (weighted), from the donor's gifts times a
+matrix (GF-CF), or are constant (BPR-MF's bias column, popularity), so the signatures' scores
+rank as the served embeddings do.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import tensorflow as tf
 import tf_keras
 
 from graph_model import schema
+from graph_model.candidates import Segment, gnn_segments
 from graph_model.graph_tensor import graph_from_edges
 
 EMBED_DONORS = "embed_donors"
@@ -55,9 +61,22 @@ class ColdStart(tf.Module):
         region_ids: Sequence[str],
         nonprofit_ids: Sequence[str],
         nonprofit_embeddings: np.ndarray,
+        segments: tuple[Segment, ...] | None = None,
     ) -> None:
+        """`nonprofit_embeddings` and `segments`: the served candidate's (default: the GNN's
+        embeddings, whole)."""
         super().__init__(name="cold_start")
         self.model = model
+        segments = segments or gnn_segments(int(nonprofit_embeddings.shape[1]))
+        # Plain tuples and variables (by segment position), which tf.Module saves as they are.
+        self.layout = tuple((s.kind, s.width, float(s.weight)) for s in segments)
+        self.segment_values = {
+            str(i): tf.Variable(np.asarray(value, np.float32), trainable=False,
+                                name=f"segment_{i}")
+            for i, s in enumerate(segments)
+            if (value := s.matrix if s.kind == "gifts" else s.vector) is not None
+        }
+        self.uses_gnn = any(kind == "gnn" for kind, _, _ in self.layout)
         # Variables rather than constants: a large graph would not fit a GraphDef's 2 GiB.
         self.edges = {
             name: (
@@ -118,18 +137,33 @@ class ColdStart(tf.Module):
     ) -> dict[str, tf.Tensor]:
         count = tf.size(region_ids, out_type=tf.int64)
         rows = tf.range(count)
-        embeddings = self._extended(
-            schema.DONOR,
-            count,
-            {
-                schema.DONOR_REGION: self._known(self.regions, region_ids, rows),
-                schema.DONOR_CAUSE: self._known(self.causes, cause_ids, cause_owner),
-                # One edge per distinct pair, as in training.
-                schema.DONATED: self._distinct(
-                    *self._known(self.nonprofits, gift_nonprofit_ids, gift_owner)
-                ),
-            },
+        # One edge per distinct pair, as in training.
+        gift_owner, gift_nonprofit = self._distinct(
+            *self._known(self.nonprofits, gift_nonprofit_ids, gift_owner)
         )
+        gnn = None
+        if self.uses_gnn:
+            gnn = self._extended(
+                schema.DONOR,
+                count,
+                {
+                    schema.DONOR_REGION: self._known(self.regions, region_ids, rows),
+                    schema.DONOR_CAUSE: self._known(self.causes, cause_ids, cause_owner),
+                    schema.DONATED: (gift_owner, gift_nonprofit),
+                },
+            )
+        columns = []
+        for i, (kind, _, weight) in enumerate(self.layout):
+            if kind == "gnn":
+                assert gnn is not None  # uses_gnn
+                columns.append(gnn * weight)
+            elif kind == "gifts":
+                columns.append(tf.math.unsorted_segment_sum(
+                    tf.gather(self.segment_values[str(i)], gift_nonprofit), gift_owner, count
+                ))
+            else:
+                columns.append(tf.tile(self.segment_values[str(i)][None, :], tf.stack([count, 1])))
+        embeddings = tf.concat(columns, axis=1)
         return {
             "embeddings": embeddings,
             "scores": tf.matmul(embeddings, self.nonprofit_embeddings, transpose_b=True),
@@ -152,15 +186,24 @@ class ColdStart(tf.Module):
         self, region_ids: tf.Tensor, cause_ids: tf.Tensor, cause_owner: tf.Tensor
     ) -> dict[str, tf.Tensor]:
         count = tf.size(region_ids, out_type=tf.int64)
-        embeddings = self._extended(
-            schema.NONPROFIT,
-            count,
-            {
-                schema.NONPROFIT_REGION: self._known(self.regions, region_ids, tf.range(count)),
-                schema.NONPROFIT_CAUSE: self._known(self.causes, cause_ids, cause_owner),
-            },
-        )
-        return {"embeddings": embeddings}
+        gnn = None
+        if self.uses_gnn:
+            gnn = self._extended(
+                schema.NONPROFIT,
+                count,
+                {
+                    schema.NONPROFIT_REGION: self._known(
+                        self.regions, region_ids, tf.range(count)
+                    ),
+                    schema.NONPROFIT_CAUSE: self._known(self.causes, cause_ids, cause_owner),
+                },
+            )
+        # A new nonprofit has no donations: outside the GNN's columns it has zeros.
+        columns = [
+            gnn if kind == "gnn" else tf.zeros(tf.stack([count, width]), tf.float32)
+            for kind, width, _ in self.layout
+        ]
+        return {"embeddings": tf.concat(columns, axis=1)}
 
     def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
         return {

@@ -120,6 +120,18 @@ def _pairs_of(users: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return pairs[np.argsort(pairs[:, 0], kind="stable")]
 
 
+def writable_scores(scores: np.ndarray) -> np.ndarray:
+    """A chunk's scores as an array this evaluation may overwrite: a fresh float32 or float64
+    array (what embedding products return) is used as it is; anything else is copied to float64.
+    float32 is kept rather than widened: widening is exact, so rankings and ties are the same,
+    and every pass over the block costs half."""
+    scores = np.asarray(scores)
+    fresh = scores.base is None and scores.flags.writeable and scores.flags.c_contiguous
+    if fresh and scores.dtype in (np.float32, np.float64):
+        return scores
+    return np.array(scores, dtype=np.float64)
+
+
 def evaluate_scorer(
     scorer: Scorer,
     relevant: np.ndarray,
@@ -159,21 +171,36 @@ def evaluate_scorer(
     bias = 0.0
     listed = np.zeros(num_items, dtype=bool)
     rows = max(1, min(len(users), _CHUNK_CELLS // max(1, num_items)))
-    index = np.arange(num_items)
+    # Pair keys (user * num_items + item), sorted: a chunk's excluded and relevant pairs are
+    # handled as index lists, never as (users, items) masks; only the scores are a full block.
+    exclude_keys = np.unique(exclude[:, 0] * num_items + exclude[:, 1])
+    relevant_keys = np.unique(relevant[:, 0] * num_items + relevant[:, 1])
     for start in range(0, len(users), rows):
         chunk_users = users[start : start + rows]
         n = len(chunk_users)
-        user_scores = np.array(scorer(chunk_users), dtype=np.float64)
-        excluded = _excluded_mask(chunk_users, exclude, num_items)
+        user_scores = writable_scores(scorer(chunk_users))
+        first, last = chunk_users[0] * num_items, (chunk_users[-1] + 1) * num_items
+        ex = exclude_keys[
+            np.searchsorted(exclude_keys, first) : np.searchsorted(exclude_keys, last)
+        ]
+        ex_row = np.searchsorted(chunk_users, ex // num_items)
+        user_scores[ex_row, ex % num_items] = -np.inf
+        rel = relevant_keys[
+            np.searchsorted(relevant_keys, first) : np.searchsorted(relevant_keys, last)
+        ]
+        rel_row, rel_item = np.searchsorted(chunk_users, rel // num_items), rel % num_items
         if candidates is not None:
-            excluded |= ~candidates[None, :]
-        is_relevant = _excluded_mask(chunk_users, relevant, num_items)
-        user_scores[excluded] = -np.inf
-        is_relevant &= ~excluded
+            user_scores[:, ~candidates] = -np.inf
+            ok = candidates[rel_item]
+            rel, rel_row, rel_item = rel[ok], rel_row[ok], rel_item[ok]
+        # A relevant pair that is also excluded is neither counted nor found.
+        ok = ~np.isin(rel, ex, assume_unique=True)
+        rel, rel_row, rel_item = rel[ok], rel_row[ok], rel_item[ok]
         top = top_k(user_scores, cut)  # (n, cut), -1 past a row's last finite score
         valid = top >= 0
-        ranked_relevant = np.take_along_axis(is_relevant, np.maximum(top, 0), axis=1) & valid
-        num_relevant = is_relevant.sum(axis=1)
+        top_keys = chunk_users[:, None] * num_items + np.maximum(top, 0)
+        ranked_relevant = np.isin(top_keys, rel) & valid
+        num_relevant = np.bincount(rel_row, minlength=n)
         found = num_relevant > 0
         denominator = np.maximum(num_relevant, 1)
         recall_curve = np.cumsum(ranked_relevant, axis=1) / denominator[:, None]
@@ -183,13 +210,16 @@ def evaluate_scorer(
         ndcg = (ranked_relevant[:, :kk] * discounts[:kk]).sum(axis=1) / ideal
         # The full-ranking rank of the best relevant item: items scoring above it, plus those
         # tied with it at a lower index (ties break towards the lower index).
-        relevant_scores = np.where(is_relevant, user_scores, -np.inf)
-        best_item = np.argmax(relevant_scores, axis=1)  # the first of ties: the lowest index
-        best_score = relevant_scores[np.arange(n), best_item]
-        del relevant_scores
-        above = (user_scores > best_score[:, None]).sum(axis=1) + (
-            (user_scores == best_score[:, None]) & (index[None, :] < best_item[:, None])
-        ).sum(axis=1)
+        rel_score = user_scores[rel_row, rel_item]
+        order = np.lexsort((rel_item, -rel_score, rel_row))  # per row: best, lowest index first
+        firsts = order[np.searchsorted(rel_row[order], np.flatnonzero(found))]
+        best_score = np.full(n, -np.inf, dtype=user_scores.dtype)
+        best_item = np.zeros(n, dtype=np.int64)
+        best_score[rel_row[firsts]] = rel_score[firsts]
+        best_item[rel_row[firsts]] = rel_item[firsts]
+        above = np.count_nonzero(user_scores > best_score[:, None], axis=1)
+        for row in np.flatnonzero(found):
+            above[row] += np.count_nonzero(user_scores[row, : best_item[row]] == best_score[row])
         block = slice(start, start + n)
         per_user["recall"][block] = recall_curve[:, kk - 1]
         per_user["ndcg"][block] = ndcg

@@ -60,16 +60,32 @@ DEGREE = "degree"  # nonprofit feature added by AddDegree
 
 
 class AddDegree(tf_keras.layers.Layer):
-    """Adds each nonprofit's number of visible donation edges as the feature DEGREE.
+    """Adds each nonprofit's number of visible donation edges, times `scale`, as the float
+    feature DEGREE.
 
     Computed from the graph rather than stored with it, so it always matches the edges message
-    passing sees (training hides some; a new nonprofit has none).
+    passing sees (training hides some; a new nonprofit has none). `scale` (a non-trainable
+    weight, 1 when serving) is set while training on a donor sample (graph_model.split.
+    sample_donors) to the full graph's pairs over the sample's, so that a nonprofit's degree
+    keeps the scale it has in the whole graph the model later embeds.
     """
+
+    def build(self, input_shape: object) -> None:
+        self.scale = self.add_weight(
+            name="degree_scale", shape=(), initializer="ones", trainable=False
+        )
+        super().build(input_shape)
 
     def call(self, graph: tfgnn.GraphTensor) -> tfgnn.GraphTensor:
         features = dict(graph.node_sets[schema.NONPROFIT].features)
-        features[DEGREE] = tfgnn.node_degree(graph, schema.DONATED, tfgnn.TARGET)
+        degree = tfgnn.node_degree(graph, schema.DONATED, tfgnn.TARGET)
+        features[DEGREE] = tf.cast(degree, tf.float32) * self.scale
         return graph.replace_features(node_sets={schema.NONPROFIT: features})
+
+
+def degree_scale(model: tf_keras.Model) -> tf.Variable:
+    """The model's AddDegree scale (see AddDegree)."""
+    return next(layer.scale for layer in model.layers if isinstance(layer, AddDegree))
 
 
 def build_model(
@@ -89,7 +105,10 @@ def build_model(
     in-memory sampler alone (tensorflow_gnn.experimental.sampler, 2-hop donor subgraphs, fanout
     10 x 10) costs 389 us per triple before any model work: 63x more. The price is memory that
     grows with the edges (3.3 GB peak there): beyond what one machine holds, the sampler's
-    subgraphs (or its Beam pipeline) are the way on, at that per-triple cost.
+    subgraphs (or its Beam pipeline) are the way on, at that per-triple cost. Since the model has
+    no per-node parameters, training runs these full-graph steps on the subgraph of a donor
+    sample (graph_model.split.sample_donors), which bounds that memory, and only the forward
+    pass sees the whole graph.
     """
 
     def initial_state(node_set: tfgnn.NodeSet, *, node_set_name: str) -> tf.Tensor:
@@ -104,7 +123,7 @@ def build_model(
             # nonprofit's donation count (popularity, which mean pooling cannot see). That makes
             # the model inductive (a new nonprofit is embedded from its causes and region) and
             # it beat per-nonprofit embeddings on the test graph (Recall@20 0.84 vs 0.81).
-            log_degree = tf.math.log1p(tf.cast(node_set[DEGREE], tf.float32))[:, None]
+            log_degree = tf.math.log1p(node_set[DEGREE])[:, None]
             shared = tf_keras.layers.Embedding(1, embedding_dim)(tf.zeros_like(index))
             return shared + tf_keras.layers.Dense(embedding_dim)(log_degree)
         # At least one row: a graph may have no causes or no regions (the schema allows it).

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from graph_model.snapshot import Donations
+from graph_model.snapshot import Donations, Snapshot
 
 
 @dataclass(frozen=True)
@@ -162,3 +162,35 @@ def cold_start_split(
         held_out_donors=held_donors,
         held_out_nonprofits=held_nonprofits,
     )
+
+
+def sample_donors(
+    snapshot: Snapshot, pairs: TrainPairs, count: int, seed: int
+) -> tuple[Snapshot, TrainPairs]:
+    """The snapshot and training pairs restricted to a seeded uniform sample of `count` donors
+    (renumbered in order), every nonprofit, cause and region kept; unchanged when there are no
+    more donors than `count`.
+
+    The GNN has no per-donor or per-nonprofit parameters (graph_model.model), so it can learn
+    its weights on such a subgraph and then embed the whole graph: a training step then costs
+    what a `count`-donor graph costs, whatever the graph's size. Each sampled donor keeps all its
+    edges; a nonprofit hears a uniform sample of its donors, whose mean estimates its mean.
+    """
+    num_donors = len(snapshot.donor_ids)
+    if num_donors <= count:
+        return snapshot, pairs
+    chosen = np.sort(np.random.default_rng(seed).choice(num_donors, count, replace=False))
+    remap = np.full(num_donors, -1, dtype=np.int64)
+    remap[chosen] = np.arange(count)
+    causes = snapshot.donor_causes[remap[snapshot.donor_causes[:, 0]] >= 0]
+    donations = snapshot.donations.select(remap[snapshot.donations.donor] >= 0)
+    keep = remap[pairs.donor] >= 0
+    sampled = replace(
+        snapshot,
+        donor_ids=[snapshot.donor_ids[i] for i in chosen],
+        donor_region=snapshot.donor_region[chosen],
+        donor_causes=np.stack([remap[causes[:, 0]], causes[:, 1]], axis=1).reshape(-1, 2),
+        donations=Donations(remap[donations.donor], donations.nonprofit, donations.ts),
+    )
+    # remap is increasing, so the kept pairs stay sorted.
+    return sampled, TrainPairs(remap[pairs.donor[keep]], pairs.nonprofit[keep])

@@ -46,13 +46,16 @@ from graph_model.evaluate import (
     popularity_scores,
 )
 from graph_model.graph_tensor import build_graph_tensor, node_counts, training_edges
-from graph_model.model import build_model
+from graph_model.model import build_model, degree_scale
+from graph_model.phases import Phases
 from graph_model.snapshot import Snapshot, SnapshotError, read_snapshot
-from graph_model.split import Split, temporal_split, train_pairs
+from graph_model.split import Split, sample_donors, temporal_split, train_pairs
 
 Progress = Callable[[int, int, float], None]  # (step, total steps, loss)
 HISTORY = "history.json"  # in the artifact: {"loss": [{step, loss}], "evaluations": [...]}
 TENSORBOARD = "tensorboard"  # in the artifact: TensorBoard event files of the run
+PHASES = "phases.json"  # in the artifact: wall seconds and memory per phase (graph_model.phases)
+PHASES_LOG = "phases.jsonl"  # the same rows as they happen, in the run's .training-* directory
 
 
 def strategy_for(distribution: str) -> tf.distribute.Strategy:
@@ -129,17 +132,25 @@ def fit(
     config: TrainConfig,
     progress: Progress | None = None,
     log_dir: Path | None = None,
+    phases: Phases | None = None,
 ) -> Trained:
     """Train on `split`'s training pairs; evaluate its warm test pairs every `eval_every` steps.
 
     Loss per step and the evaluations go to the returned History and, when `log_dir` is given,
     to TensorBoard event files there (written as training goes).
     """
+    phases = phases if phases is not None else Phases()
     tf_keras.utils.set_random_seed(config.seed)
     strategy = strategy_for(config.distribution)
     num_nonprofits = len(snapshot.nonprofit_ids)
-    pairs = split.train_pairs
-    graph = build_graph_tensor(snapshot, pairs)
+    # Steps run on a donor sample's subgraph (split.sample_donors: the model has no per-node
+    # parameters, so a step's cost stops growing with the donors); the whole graph is embedded.
+    with phases.phase("sample donors"):
+        sample, pairs = sample_donors(snapshot, split.train_pairs, config.train_donors,
+                                      config.seed)
+    with phases.phase("graph tensor"):
+        graph = build_graph_tensor(sample, pairs)
+        whole = graph if sample is snapshot else build_graph_tensor(snapshot, split.train_pairs)
     with strategy.scope():
         model = build_model(
             graph.spec,
@@ -149,6 +160,8 @@ def fit(
             l2=config.l2,
         )
         optimizer = tf_keras.optimizers.Adam(config.learning_rate)
+    scale = degree_scale(model)
+    training_scale = len(split.train_pairs) / max(1, len(pairs))
     replicas = strategy.num_replicas_in_sync
     vector = tf.TensorSpec([None], tf.int64)
 
@@ -187,7 +200,7 @@ def fit(
     writer = tf.summary.create_file_writer(str(log_dir)) if log_dir and chief else None
     history = History()
     popularity = split.popularity(num_nonprofits)
-    seen = pairs.stacked()
+    seen = split.train_pairs.stacked()
     rng = np.random.default_rng(config.seed)
     loss = float("nan")
     for i in range(1, config.steps + 1):
@@ -204,24 +217,29 @@ def fit(
         against_cold = cold[positive]
         if len(cold_ids):
             negative[against_cold] = cold_ids[rng.integers(0, len(cold_ids), against_cold.sum())]
-        loss = float(step(supervised, donor, positive, negative))
+        with phases.phase("train step"):
+            scale.assign(training_scale)
+            loss = float(step(supervised, donor, positive, negative))
+            scale.assign(1.0)
         history.loss.append({"step": i, "loss": loss})
         if writer is not None:
             with writer.as_default(step=i):
                 _scalar("train/loss", loss)
         if i % config.eval_every == 0 or i == config.steps:
-            donors, nonprofits = _embed(model, graph)
+            with phases.phase("embed"):
+                donors, nonprofits = _embed(model, whole)
             # A fixed sample of test donors, scored a chunk at a time: never donors x nonprofits.
-            evaluation = evaluate_scorer(
-                embedding_scorer(donors, nonprofits),
-                split.test_pairs,
-                seen,
-                num_nonprofits,
-                k=config.k,
-                popularity=popularity,
-                sample=config.eval_donors,
-                seed=config.seed,
-            )
+            with phases.phase("evaluate gnn (during training)"):
+                evaluation = evaluate_scorer(
+                    embedding_scorer(donors, nonprofits),
+                    split.test_pairs,
+                    seen,
+                    num_nonprofits,
+                    k=config.k,
+                    popularity=popularity,
+                    sample=config.eval_donors,
+                    seed=config.seed,
+                )
             result = evaluation.summary()
             history.evaluations.append({"step": i, **result})
             if writer is not None:
@@ -234,13 +252,19 @@ def fit(
         writer.close()
     # The last step was evaluated: its embeddings (every training donation an edge) are served.
     distribution = {"strategy": type(strategy).__name__, "replicas": replicas}
-    return Trained(model, graph, donors, nonprofits, history, loss, distribution, evaluation)
+    return Trained(model, whole, donors, nonprofits, history, loss, distribution, evaluation)
 
 
 def _save_model(
-    trained: Trained, snapshot: Snapshot, split: Split, path: Path, log_dir: Path
+    trained: Trained,
+    served: Candidate,
+    snapshot: Snapshot,
+    split: Split,
+    path: Path,
+    log_dir: Path,
 ) -> None:
-    """The SavedModel (Keras model plus cold-start signatures), history and TensorBoard logs."""
+    """The SavedModel (Keras model plus cold-start signatures in the served candidate's space),
+    history and TensorBoard logs."""
     cold_start = ColdStart(
         trained.model,
         edges=training_edges(snapshot, split.train_pairs),
@@ -248,7 +272,8 @@ def _save_model(
         cause_ids=snapshot.cause_ids,
         region_ids=snapshot.region_ids,
         nonprofit_ids=snapshot.nonprofit_ids,
-        nonprofit_embeddings=trained.nonprofit_embeddings,
+        nonprofit_embeddings=served.nonprofits,
+        segments=served.cold_start(),
     )
     with warnings.catch_warnings():
         # TF notes that loading needs the GraphTensor spec types registered; importing
@@ -266,14 +291,15 @@ def _metrics_json(summary: dict[str, float], k: int) -> dict[str, float]:
 
 
 def _select(
-    snapshot: Snapshot, split: Split, config: TrainConfig, gnn: Candidate
+    snapshot: Snapshot, split: Split, config: TrainConfig, gnn: Candidate, phases: Phases
 ) -> tuple[Candidate, Evaluation, dict[str, Any]]:
     """Every candidate of graph_model.candidates on the same sampled holdout; the chosen one."""
     num_donors, num_nonprofits = len(snapshot.donor_ids), len(snapshot.nonprofit_ids)
     began = time.monotonic()
-    candidates = all_candidates(gnn, split, num_donors, num_nonprofits, config)
+    candidates = all_candidates(gnn, split, num_donors, num_nonprofits, config, phases)
     evaluations = evaluate_candidates(
-        candidates, split, num_nonprofits, k=config.k, sample=config.eval_donors, seed=config.seed
+        candidates, split, num_nonprofits, k=config.k, sample=config.eval_donors,
+        seed=config.seed, phases=phases,
     )
     winner, reason = choose(evaluations, config.k)
     chosen = next(c for c in candidates if c.name == winner)
@@ -319,21 +345,25 @@ def train(
     history.json and tensorboard/ beside the SavedModel).
     """
     started = time.monotonic()
-    snapshot = read_snapshot(snapshot_dir)
+    phases = Phases()
+    with phases.phase("read snapshot"):
+        snapshot = read_snapshot(snapshot_dir)
     num_nonprofits = len(snapshot.nonprofit_ids)
     if len(snapshot.donations) == 0 or num_nonprofits < 2:
         raise SnapshotError(f"nothing to learn from: {len(snapshot.donations)} donations, "
                             f"{num_nonprofits} nonprofits (a ranking needs donations and at "
                             f"least 2 nonprofits)")
-    split, split_problem = _split(snapshot, config)
+    with phases.phase("split"):
+        split, split_problem = _split(snapshot, config)
     evaluation = assess(split.test_pairs, config.min_test_donors,
                         train_donations=len(split.train),
                         test_donations=len(snapshot.donations) - len(split.train),
                         split_problem=split_problem)
     artifacts_root.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix=".training-", dir=artifacts_root))
+    phases.stream_to(log_dir / PHASES_LOG)
     try:
-        trained = fit(snapshot, split, config, progress, log_dir)
+        trained = fit(snapshot, split, config, progress, log_dir, phases)
         served = Candidate(
             INCUMBENT,
             trained.donor_embeddings,
@@ -343,19 +373,22 @@ def train(
         model_evaluation = trained.evaluation
         selection: dict[str, Any] = {"candidate": INCUMBENT, "reason": "candidates not compared"}
         if config.candidates and evaluation.possible:
-            served, model_evaluation, selection = _select(snapshot, split, config, served)
+            served, model_evaluation, selection = _select(
+                snapshot, split, config, served, phases
+            )
         elif config.candidates:
             selection["reason"] = "the holdout cannot judge candidates"
         popularity = split.popularity(num_nonprofits)
-        popularity_evaluation = evaluate_scorer(
-            lambda rows: popularity_scores(popularity, len(rows)),
-            split.test_pairs,
-            split.train_pairs.stacked(),
-            num_nonprofits,
-            k=config.k,
-            sample=config.eval_donors,
-            seed=config.seed,
-        )
+        with phases.phase("evaluate popularity (gate)"):
+            popularity_evaluation = evaluate_scorer(
+                lambda rows: popularity_scores(popularity, len(rows)),
+                split.test_pairs,
+                split.train_pairs.stacked(),
+                num_nonprofits,
+                k=config.k,
+                sample=config.eval_donors,
+                seed=config.seed,
+            )
         # Probabilities the API can show: Platt scaling fitted on the holdout, for the model and
         # for the popularity ranking that donors unknown to the model get (graph_model.calibration).
         calibration: dict[str, Any] = {}
@@ -367,16 +400,17 @@ def train(
             ),
             ("popularity", lambda rows: popularity_scores(popularity, len(rows)), "log1p"),
         ):
-            platt, report = calibrate(
-                scorer,
-                split.test_pairs,
-                split.train_pairs.stacked(),
-                num_nonprofits,
-                donors=max(1, config.eval_donors // 2),
-                k=config.k,
-                seed=config.seed,
-                feature=feature,
-            )
+            with phases.phase(f"calibrate {name}"):
+                platt, report = calibrate(
+                    scorer,
+                    split.test_pairs,
+                    split.train_pairs.stacked(),
+                    num_nonprofits,
+                    donors=max(1, config.eval_donors // 2),
+                    k=config.k,
+                    seed=config.seed,
+                    feature=feature,
+                )
             calibration[name] = {**platt.to_json(), **report}
         model_metrics = model_evaluation.summary()
         popularity_metrics = popularity_evaluation.summary()
@@ -416,19 +450,28 @@ def train(
             # Figures over no (or a handful of) test pairs would read as a verdict: none.
             for source in ("model", "popularity"):
                 metrics[source] = dict.fromkeys(metrics[source])
-        return write_artifact(
-            artifacts_root,
-            snapshot_dir=snapshot_dir,
-            snapshot_hash=snapshot.hash,
-            save_model=lambda path: _save_model(trained, snapshot, split, path, log_dir),
-            donor_ids=snapshot.donor_ids,
-            nonprofit_ids=snapshot.nonprofit_ids,
-            donor_embeddings=served.donors,
-            nonprofit_embeddings=served.nonprofits,
-            gift_donors=split.train.donor,
-            gift_nonprofits=split.train.nonprofit,
-            metrics=metrics,
-            serve_if_first=evaluation.possible,
+        with phases.phase("write artifact"):
+            version_dir = write_artifact(
+                artifacts_root,
+                snapshot_dir=snapshot_dir,
+                snapshot_hash=snapshot.hash,
+                save_model=lambda path: _save_model(
+                    trained, served, snapshot, split, path, log_dir
+                ),
+                donor_ids=snapshot.donor_ids,
+                nonprofit_ids=snapshot.nonprofit_ids,
+                donor_embeddings=served.donors,
+                nonprofit_embeddings=served.nonprofits,
+                gift_donors=split.train.donor,
+                gift_nonprofits=split.train.nonprofit,
+                metrics=metrics,
+                serve_if_first=evaluation.possible,
+            )
+        # Every phase's wall time and memory, the artifact's write included (so not in
+        # metrics.json, which that phase writes): what a run at production size is judged by.
+        (version_dir / PHASES).write_text(
+            json.dumps({"phases": phases.rows, "totals": phases.totals()}, indent=1) + "\n"
         )
+        return version_dir
     finally:
         shutil.rmtree(log_dir, ignore_errors=True)
