@@ -20,7 +20,8 @@ FalkorDB, a separate process) is not counted.
 The graph is bench/api_load.py's, prepared (and cached) at a small scale by default, served
 from the embedded FalkorDB or (`--store neo4j`) a local Neo4j server.
 `--profile graphql|bare` runs cProfile over the event-loop thread instead (the service thread is
-the same for both sides) and prints the functions by own time.
+the same for both sides) and prints the functions by own time; `--layers` times GraphQL's
+layers one by one (with `--stub-service`: the API's own cost per layer).
 """
 
 from __future__ import annotations
@@ -178,11 +179,66 @@ def donors_for(round_: int, count: int, donors: int) -> list[str]:
     return [f"donor-{rng.randrange(donors):07d}" for _ in range(count)]
 
 
+async def layers(app: Any, args: argparse.Namespace, token: str) -> dict[str, list[float]]:
+    """GraphQL's layers one by one, each as event-loop thread CPU ms per request: the whole app,
+    the GraphQL view without the app's middleware, and Strawberry's `schema.execute` alone."""
+    from donor_match.services.auth import Principal, Role
+    from graphql_api.app import _GraphQLApp
+    from graphql_api.loaders import initiative_loader, nonprofit_loader
+
+    view = next(
+        route.endpoint for route in app.api.routes
+        if getattr(route, "path", "") == "/graphql" and isinstance(route.endpoint, _GraphQLApp)
+    )
+    loop = asyncio.get_running_loop()
+    whole, bare_view = Client(app, loop), Client(view, loop)
+    principal = Principal("bench", Role.ADMIN)
+
+    def context() -> dict[str, Any]:
+        services = view._services
+        return {
+            "request": None, "response": None, "services": services,
+            "metrics": view._metrics, "client": "ip:bench",
+            "subscription_slots": view._subscription_slots, "principal": principal,
+            "nonprofit_loader": nonprofit_loader(services.catalog, cache=True),
+            "initiative_loader": initiative_loader(services.catalog, cache=True),
+        }
+
+    async def execute(donor: str) -> None:
+        result = await view.schema.execute(
+            QUERY, variable_values={"d": donor}, context_value=context(),
+            operation_name="Matches",
+        )
+        if result.errors:
+            raise RuntimeError(result.errors)
+
+    sides: dict[str, Any] = {
+        "app": lambda donor: whole.send(graphql_request(donor, token)),
+        "view_without_middleware": lambda donor: bare_view.send(graphql_request(donor, token)),
+        "schema_execute": execute,
+    }
+    spent: dict[str, list[float]] = {name: [] for name in sides}
+    for round_ in range(args.rounds):
+        donors = donors_for(round_, args.requests, args.donors)
+        for name, send in sides.items():
+            began = time.thread_time()
+            for donor in donors:
+                await send(donor)
+            spent[name].append(round((time.thread_time() - began) / len(donors) * 1e3, 3))
+    return spent
+
+
 async def measure(args: argparse.Namespace, token: str) -> dict[str, Any]:
     app = api_load.bench_app()
     stop_lifespan, inbox = await lifespan(app)
     if args.stub_service:
         stub_service(app, args)
+    if args.layers:
+        spent = await layers(app, args, token)
+        await inbox.put({"type": "lifespan.shutdown"})
+        await stop_lifespan
+        return {"layers_loop_cpu_ms": {name: {"min": min(v), "rounds": v}
+                                       for name, v in spent.items()}}
     client = Client(app, asyncio.get_running_loop())
     requests = {
         "bare": lambda donor: bare_request(donor),
@@ -266,6 +322,10 @@ def main() -> None:
     parser.add_argument(
         "--stub-service", action="store_true",
         help="the service answers precomputed pages: the API's own CPU, without the store's",
+    )
+    parser.add_argument(
+        "--layers", action="store_true",
+        help="GraphQL's layers one by one (whole app, view without middleware, schema.execute)",
     )
     parser.add_argument("--profile", choices=["graphql", "graphql_generic", "bare"], default=None)
     parser.add_argument("--workdir", type=Path, default=None)
