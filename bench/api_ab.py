@@ -73,8 +73,12 @@ def main() -> None:
         if args.etl_donations is None:
             args.etl_donations = max(1, args.donations // 20)
         writers: dict[str, Callable[[], dict[str, Any]]] = {
-            "needs": lambda: api_load.bulk_update_needs(store.port, args, time.time_ns() % 2**32),
-            "etl": lambda: api_load.etl_load_donations(store.port, work, args),
+            "needs": lambda: api_load.bulk_update_needs(
+                api_load._store_settings(store.port), args, time.time_ns() % 2**32
+            ),
+            "etl": lambda: api_load.etl_load_donations(
+                api_load._store_settings(store.port), work, args
+            ),
         }
         during = writers[args.during] if args.during else None
         for _, base in servers.values():

@@ -39,6 +39,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -182,6 +183,113 @@ def _store_settings(port: int) -> Any:
     )
 
 
+class BenchStore:
+    """The store a run serves from, started and stopped by the benchmark: the embedded FalkorDB
+    of the prepared directory (`work/falkordb`), or with `kind` "neo4j" a local Neo4j server
+    (graph_store.local_neo4j, its product server only: the benchmark reads no analytics) on
+    `work/neo4j-data`, loaded from the same Parquet files by the same pipeline and served with
+    the same model. Each keeps what its preparation did in its own file (`ready_file`)."""
+
+    def __init__(self, kind: str, work: Path) -> None:
+        self.kind = kind
+        self.work = work
+        self.port = 0
+        self._falkordb: Any = None
+        self._neo4j: Any = None
+        self._neo4j_uris = ("", "")
+
+    @property
+    def ready_file(self) -> Path:
+        return self.work / ("ready.json" if self.kind == "falkordb" else f"ready-{self.kind}.json")
+
+    def settings(self) -> Any:
+        if self.kind == "falkordb":
+            return _store_settings(self.port)
+        from graph_store import StoreSettings
+
+        # Passwords: the ones the local server generated under its data directory (the
+        # settings find them there), unless the environment names others.
+        return StoreSettings(
+            backend="neo4j",
+            data_dir=self.work / "neo4j-data",
+            neo4j_uri=self._neo4j_uris[0],
+            neo4j_analyst_uri=self._neo4j_uris[1],
+            timeout_s=600,
+        )
+
+    def settings_json(self) -> str:
+        """What `serve` needs to open the store (no secrets: passwords stay in their files)."""
+        from pydantic import SecretStr
+
+        settings = self.settings()
+        secret = {k for k, v in dict(settings).items() if isinstance(v, SecretStr)}
+        return json.dumps(settings.model_dump(mode="json", exclude=secret))
+
+    def start(self, fresh: bool = False) -> None:
+        if self.kind == "falkordb":
+            from graph_store.embedded import EmbeddedFalkorDB
+
+            if fresh:
+                shutil.rmtree(self.work / "falkordb", ignore_errors=True)
+            self._falkordb = EmbeddedFalkorDB(self.work / "falkordb", _free_port())
+            self._falkordb.start(wait_s=600)
+            self.port = self._falkordb.port
+            return
+        from graph_store.local_neo4j import LocalNeo4j, find_java, passwords, resolve_classpath
+
+        if fresh:
+            shutil.rmtree(self.work / "neo4j-data", ignore_errors=True)
+        self.port = _free_port()
+        self._neo4j_uris = (f"neo4j://127.0.0.1:{self.port}", f"neo4j://127.0.0.1:{_free_port()}")
+        settings = self.settings()
+        self._neo4j = LocalNeo4j(settings).main
+        process = self._neo4j.start(resolve_classpath(), find_java(), passwords(settings))
+        if process is not None:
+            self._neo4j.wait_ready(process, time.monotonic() + 600)
+
+    def compact(self) -> None:
+        if self.kind == "falkordb":
+            _compact(self.port)
+
+    def stop(self) -> None:
+        if self._falkordb is not None:
+            self._falkordb.stop()
+        if self._neo4j is not None:
+            self._neo4j.stop()
+
+
+def prepare_store(work: Path, args: argparse.Namespace, store: BenchStore) -> dict[str, Any]:
+    """`prepare`, then for a store other than the embedded FalkorDB, its own load of the same
+    Parquet files (once: kept in its `ready_file`). Starts `store`, which the caller stops."""
+    prepared = prepare(work, args)
+    if store.kind == "falkordb" or store.ready_file.is_file():
+        store.start()
+        return json.loads(store.ready_file.read_text()) if store.kind != "falkordb" else prepared
+    from etl.pipeline import LoadOptions, run_load
+    from etl.sources import open_source
+    from graph_store import open_store
+
+    store.start(fresh=True)
+    graph = open_store(store.settings())
+    try:
+        graph.apply_schema()
+        began = time.monotonic()
+        with tempfile.TemporaryDirectory() as loads:
+            report = run_load(
+                graph, open_source("parquet", work / "parquet"),
+                LoadOptions(loads_dir=Path(loads)), path=work / "parquet",
+            )
+        if not report.ok:
+            raise SystemExit(f"load into {store.kind} failed: {report.error}")
+        load_s = round(time.monotonic() - began, 1)
+        _log(f"loaded into {store.kind} in {load_s:.0f} s")
+    finally:
+        graph.close()
+    info = {"counts": prepared["counts"], "load_seconds": load_s, "model": prepared["model"]}
+    store.ready_file.write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
 def prepare(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     ready = work / "ready.json"
     if ready.is_file():
@@ -266,7 +374,23 @@ def _state_funding_needs(store: Any, args: argparse.Namespace) -> int:
     return len(chosen)
 
 
-def bulk_update_needs(store_port: int, args: argparse.Namespace, seed: int) -> dict[str, Any]:
+def state_needs_once(prepared: dict[str, Any], store: BenchStore, args: argparse.Namespace) -> None:
+    """Apply the schema's indexes added since the store was prepared and, the first time the
+    prepared store is served, state the nonprofits' funding needs (kept in its ready file)."""
+    from graph_store import open_store
+
+    graph = open_store(store.settings())
+    try:
+        graph.apply_schema()
+        if "funding_needs" not in prepared:
+            prepared["funding_needs"] = _state_funding_needs(graph, args)
+            store.compact()
+            store.ready_file.write_text(json.dumps(prepared, indent=2) + "\n")
+    finally:
+        graph.close()
+
+
+def bulk_update_needs(store_settings: Any, args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """What an operator's bulk update of funding needs does to a running API: --needs-share of
     the nonprofits get a new need, one write each as the API's own statement makes it, as fast
     as the store takes them. Every API process then reads the changes on its next refresh."""
@@ -277,7 +401,7 @@ def bulk_update_needs(store_port: int, args: argparse.Namespace, seed: int) -> d
     rng = np.random.default_rng(seed)
     chosen = rng.choice(args.nonprofits, int(args.needs_share * args.nonprofits), replace=False)
     amounts = np.round(rng.lognormal(mean=10.0, sigma=1.5, size=len(chosen)), 2)
-    store = open_store(_store_settings(store_port))
+    store = open_store(store_settings)
     began, now = time.monotonic(), int(time.time())
     try:
         for position, amount in zip(chosen.tolist(), amounts.tolist(), strict=True):
@@ -291,12 +415,12 @@ def bulk_update_needs(store_port: int, args: argparse.Namespace, seed: int) -> d
     return {"kind": "bulk_needs", "writes": len(chosen), "seconds": seconds}
 
 
-def etl_load_donations(store_port: int, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+def etl_load_donations(
+    store_settings: Any, work: Path, args: argparse.Namespace
+) -> dict[str, Any]:
     """An ETL load of --etl-donations donations through the real pipeline (validation, batched
     writes), as the nightly job lands one. The same batch every time (fixed ids: the first
     load creates them, later ones rewrite them), so the graph does not grow run by run."""
-    import tempfile
-
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -324,7 +448,7 @@ def etl_load_donations(store_port: int, work: Path, args: argparse.Namespace) ->
         )
         batch.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, batch / "donations.parquet")
-    store = open_store(_store_settings(store_port))
+    store = open_store(store_settings)
     began = time.monotonic()
     try:
         with tempfile.TemporaryDirectory() as loads:
@@ -344,10 +468,19 @@ def etl_load_donations(store_port: int, work: Path, args: argparse.Namespace) ->
 # ------------------------------------------------------------------------------------ serve
 
 
+def _served_store_settings() -> Any:
+    if "BENCH_STORE" in os.environ:
+        from graph_store import StoreSettings
+
+        return StoreSettings(**json.loads(os.environ["BENCH_STORE"]))
+    return _store_settings(int(os.environ["BENCH_FALKORDB_PORT"]))
+
+
 def bench_app() -> Any:
     """The API and, beside it, the bare floor endpoint (a uvicorn factory: one per worker).
 
-    Configured through BENCH_MODELS and BENCH_FALKORDB_PORT, which `serve` sets.
+    Configured through BENCH_MODELS and BENCH_FALKORDB_PORT or BENCH_STORE (a store's
+    settings as JSON, `BenchStore.settings_json`), which `serve` sets.
     """
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -366,7 +499,7 @@ def bench_app() -> Any:
             rate_limit_per_minute=10**9,
             server_timing=True,  # each answer's phases, for the slowest 1%'s breakdown
         ),
-        _store_settings(int(os.environ["BENCH_FALKORDB_PORT"])),
+        _served_store_settings(),
         AuthSettings(jwt_secret=SECRET),
     )
     matches = api.state.services.matches
@@ -401,6 +534,7 @@ def bench_app() -> Any:
         target = bare if scope.get("path") == "/bare/matches" else api
         await target(scope, receive, send)
 
+    app.api = api  # type: ignore[attr-defined]  # bench/api_cpu.py reaches the services
     return app
 
 
@@ -415,7 +549,10 @@ def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     os.environ["BENCH_MODELS"] = args.models
-    os.environ["BENCH_FALKORDB_PORT"] = str(args.falkordb_port)
+    if args.store_json:
+        os.environ["BENCH_STORE"] = args.store_json
+    else:
+        os.environ["BENCH_FALKORDB_PORT"] = str(args.falkordb_port)
     options: dict[str, Any] = {
         "factory": True,
         "app_dir": str(REPO / "bench"),
@@ -496,16 +633,18 @@ def start_api(
     workers: int,
     env: dict[str, str] | None = None,
     repo: Path | None = None,
+    store_json: str | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """`serve` in a subprocess with `workers` uvicorn processes (and `env` added to theirs),
-    from the checkout `repo` (default: this one; another commit's export for a code A/B);
+    from the checkout `repo` (default: this one; another commit's export for a code A/B), on
+    the FalkorDB at `store_port` or the store `store_json` names (`BenchStore.settings_json`);
     returns it and its base URL."""
     port = _free_port()
     script = (repo / "bench" / "api_load.py") if repo is not None else Path(__file__)
+    store = ["--store-json", store_json] if store_json else ["--falkordb-port", str(store_port)]
     command = [
-        sys.executable, str(script), "--serve", "--port", str(port),
-        "--falkordb-port", str(store_port), "--models", str(work / "models"),
-        "--workers", str(workers),
+        sys.executable, str(script), "--serve", "--port", str(port), *store,
+        "--models", str(work / "models"), "--workers", str(workers),
     ]
     server = subprocess.Popen(command, env={**os.environ, **(env or {})})
     return server, f"http://127.0.0.1:{port}"
@@ -617,6 +756,13 @@ def main() -> None:
     )
     add_graph_arguments(parser)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--store",
+        choices=["falkordb", "neo4j"],
+        default="falkordb",
+        help="serve from the embedded FalkorDB or a local Neo4j server (graph_store.local_neo4j; "
+        "loaded once from the same Parquet files, kept under the work directory)",
+    )
     parser.add_argument("--train-donors", type=int, default=5_000)
     parser.add_argument("--train-steps", type=int, default=100)
     parser.add_argument(
@@ -659,6 +805,7 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--falkordb-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--store-json", help=argparse.SUPPRESS)
     parser.add_argument("--models", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -667,28 +814,25 @@ def main() -> None:
 
     from donor_match.services.auth import Role, TokenService
     from donor_match.settings import AuthSettings
-    from graph_store.embedded import EmbeddedFalkorDB
 
     work = args.workdir or default_workdir(args.donors, args.nonprofits, args.donations)
-    prepared = prepare(work, args)
-    if args.prepare_only:
-        return
-    server = EmbeddedFalkorDB(work / "falkordb", _free_port())
+    server = BenchStore(args.store, work)
     started = time.monotonic()
-    server.start(wait_s=600)
-    _log(f"store up in {time.monotonic() - started:.0f} s")
-    from graph_store import open_store
-
-    store = open_store(_store_settings(server.port))
-    store.apply_schema()  # indexes added since the store was prepared
-    if "funding_needs" not in prepared:
-        prepared["funding_needs"] = _state_funding_needs(store, args)
-        _compact(server.port)
-        (work / "ready.json").write_text(json.dumps(prepared, indent=2) + "\n")
-    store.close()
-    api, base = start_api(work, server.port, args.workers)
-    token = TokenService(AuthSettings(jwt_secret=SECRET)).issue("bench", Role.ADMIN)
     try:
+        prepared = prepare_store(work, args, server)
+    except BaseException:
+        server.stop()
+        raise
+    if args.prepare_only:
+        server.stop()
+        return
+    _log(f"{args.store} up and prepared in {time.monotonic() - started:.0f} s")
+    token = TokenService(AuthSettings(jwt_secret=SECRET)).issue("bench", Role.ADMIN)
+    api = None
+    try:
+        state_needs_once(prepared, server, args)
+        store_json = server.settings_json() if args.store != "falkordb" else None
+        api, base = start_api(work, server.port, args.workers, store_json=store_json)
         _wait_ready(base, 600)
         runs = {}
         # Warm both paths (model load, page cache, cold caches) before measuring.
@@ -708,8 +852,10 @@ def main() -> None:
         if args.etl_donations is None:
             args.etl_donations = max(1, args.donations // 20)
         writers: dict[str, Callable[[], dict[str, Any]]] = {
-            "needs": lambda: bulk_update_needs(server.port, args, seed=time.time_ns() % 2**32),
-            "etl": lambda: etl_load_donations(server.port, work, args),
+            "needs": lambda: bulk_update_needs(
+                server.settings(), args, seed=time.time_ns() % 2**32
+            ),
+            "etl": lambda: etl_load_donations(server.settings(), work, args),
         }
         for stall in args.stall:
             for target in ("graphql", "bare"):
@@ -718,14 +864,16 @@ def main() -> None:
                     args.stall_seconds, token, workers, during=writers[stall],
                 )
     finally:
-        api.terminate()
-        api.wait(timeout=30)
+        if api is not None:
+            api.terminate()
+            api.wait(timeout=30)
         server.stop()
     fixed = runs[f"graphql_at_{args.rate[0]:g}"]
     results = {
         "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, "
         f"Python {platform.python_version()}",
         "api_workers": args.workers,
+        "store": args.store,
         "scale": {
             "donors": args.donors,
             "nonprofits": args.nonprofits,
@@ -756,7 +904,8 @@ def main() -> None:
         },
     }
     args.results.mkdir(parents=True, exist_ok=True)
-    path = args.results / f"api-load-{args.donors}.json"
+    suffix = "" if args.store == "falkordb" else f"-{args.store}"
+    path = args.results / f"api-load-{args.donors}{suffix}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results["targets"] | {"runs": runs}, indent=2))
     print(json.dumps({"slowest_1pct_graphql": results["slowest_1pct_graphql"]}, indent=2))

@@ -54,6 +54,7 @@ from graph_store import GraphStore, StoreError, StoreSettings, open_analytics_st
 from graphql_api.context import Services
 from graphql_api.execution import time_resolvers
 from graphql_api.graphiql import GraphiQLDefaults, graphiql
+from graphql_api.http import PlainPostView
 from graphql_api.limits import BodySizeLimit, SubscriptionSlots
 from graphql_api.loaders import initiative_loader, nonprofit_loader
 from graphql_api.observability import (
@@ -151,7 +152,7 @@ def json_depth_over(value: object, limit: int) -> bool:
     return False
 
 
-class _GraphQLApp(GraphQL[dict[str, Any], None]):
+class _GraphQLApp(PlainPostView, GraphQL[dict[str, Any], None]):
     def __init__(
         self,
         services: Services,
@@ -216,8 +217,9 @@ class _GraphQLApp(GraphQL[dict[str, Any], None]):
             await super().__call__(scope, receive, send)
             return
         # Strawberry answers request-level problems in plain text; clients get GraphQL's shape.
+        request = Request(scope=scope, receive=receive)
         try:
-            response: Response = await self.run(Request(scope=scope, receive=receive))
+            response: Response = await self.plain_post(request) or await self.run(request)
         except ClientDisconnect:
             return  # gone before its body arrived: nobody to answer, nothing went wrong
         except HTTPException as exc:

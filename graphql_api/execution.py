@@ -188,11 +188,11 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         grouped, defers, forbidden = self.collect_subfields(object_type, fields)
         if defers or forbidden:
             return None
-        members: list[tuple[str, Callable[[Any], Any], Completer]] = []
+        members: list[tuple[str, Callable[[Any], Any], Completer, int]] = []
         for name, field_fields in grouped.items():
             node = field_fields[0].node
             if node.name.value == "__typename":
-                members.append((name, lambda _: object_type.name, _same))
+                members.append((name, lambda _: object_type.name, _same, _NO_SHORTCUT))
                 continue
             field_def = self.schema.get_field(object_type, node.name.value)
             if field_def is None:
@@ -201,16 +201,31 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
             complete = self._compile(field_def.type, field_fields) if read else None
             if read is None or complete is None or node.arguments:
                 return None
-            members.append((name, read, complete))
+            members.append((name, read, complete, _shortcut(field_def.type)))
 
+        # Built-in scalars' values that their completers return unchanged are checked here,
+        # inline: a page is mostly such leaves, and their completers' calls were most of it.
         def complete_object(value: Any) -> Any:
             if value is None:
                 return None
             if isinstance(value, Exception):
                 return _NOT_PLAIN
             result = {}
-            for name, read, complete in members:
-                completed = complete(_read(read, value))
+            for name, read, complete, shortcut in members:
+                try:
+                    field = read(value)
+                except Exception:  # graphql-core's path reads it again and reports it
+                    return _NOT_PLAIN
+                kind = type(field)
+                if shortcut and (
+                    (kind is str and shortcut == _STR)
+                    or (kind is float and shortcut == _FLOAT and math.isfinite(field))
+                    or (kind is int and shortcut == _INT and -(2**31) <= field < 2**31)
+                    or (kind is bool and shortcut == _BOOL)
+                ):
+                    result[name] = field
+                    continue
+                completed = complete(field)
                 if completed is _NOT_PLAIN:
                     return _NOT_PLAIN
                 result[name] = completed
@@ -305,6 +320,21 @@ _UNCHANGED: dict[GraphQLLeafType, Callable[[Any], bool]] = {
     GraphQLFloat: _finite_float,
     GraphQLInt: _int32,
 }
+
+
+_NO_SHORTCUT, _STR, _FLOAT, _INT, _BOOL = range(5)
+_SHORTCUTS: dict[GraphQLLeafType, int] = {
+    GraphQLString: _STR, GraphQLID: _STR, GraphQLFloat: _FLOAT, GraphQLInt: _INT,
+    GraphQLBoolean: _BOOL,
+}
+
+
+def _shortcut(field_type: GraphQLOutputType) -> int:
+    """For a (non-null) built-in scalar, which values `complete_object` may take as they are:
+    those `_UNCHANGED` lets through, which its completer would return unchanged too."""
+    if isinstance(field_type, GraphQLNonNull):
+        field_type = field_type.of_type
+    return _SHORTCUTS.get(field_type, _NO_SHORTCUT)  # type: ignore[arg-type]
 
 
 def _leaf(leaf: GraphQLLeafType) -> Completer:
