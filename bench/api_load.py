@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import platform
+import secrets
 import shutil
 import socket
 import subprocess
@@ -170,6 +171,12 @@ def _promote_model(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def store_password() -> str:
+    """The embedded store's password for this run: the environment's, else made up and put in
+    the environment, where StoreSettings and the API's subprocesses find it."""
+    return os.environ.setdefault("DONOR_MATCH_FALKORDB_PASSWORD", secrets.token_urlsafe(24))
+
+
 def _store_settings(port: int) -> Any:
     from graph_store import StoreSettings
 
@@ -204,7 +211,7 @@ def prepare(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         work / "parquet",
     )
     _log(f"synthetic graph written in {time.monotonic() - started:.0f} s: {counts}")
-    server = EmbeddedFalkorDB(work / "falkordb", _free_port())
+    server = EmbeddedFalkorDB(work / "falkordb", _free_port(), password=store_password())
     server.start()
     try:
         store = open_store(_store_settings(server.port))
@@ -238,7 +245,7 @@ def _compact(port: int) -> None:
     two in the middle of a measured phase."""
     import redis
 
-    client = redis.Redis(port=port)
+    client = redis.Redis(host="127.0.0.1", port=port, password=store_password())
     client.bgrewriteaof()
     while client.info("persistence")["aof_rewrite_in_progress"]:
         time.sleep(1)
@@ -673,7 +680,7 @@ def main() -> None:
     prepared = prepare(work, args)
     if args.prepare_only:
         return
-    server = EmbeddedFalkorDB(work / "falkordb", _free_port())
+    server = EmbeddedFalkorDB(work / "falkordb", _free_port(), password=store_password())
     started = time.monotonic()
     server.start(wait_s=600)
     _log(f"store up in {time.monotonic() - started:.0f} s")

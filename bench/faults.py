@@ -149,6 +149,7 @@ def main() -> None:
     server = EmbeddedFalkorDB(work / "falkordb", free_port())
     server.start()
     store_settings = StoreSettings(backend="falkordb", falkordb_port=server.port,
+                                   falkordb_password=SecretStr(server.password),
                                    graph_name="faults", analyst_graph_name="faults_analyst",
                                    data_dir=work, timeout_s=2.0)
     tables = generate(GRAPH)

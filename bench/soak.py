@@ -173,6 +173,7 @@ def main() -> None:
     store_server = EmbeddedFalkorDB(work / "falkordb", free_port())
     store_server.start()
     settings = StoreSettings(backend="falkordb", falkordb_port=store_server.port,
+                             falkordb_password=SecretStr(store_server.password),
                              graph_name="soak", analyst_graph_name="soak_analyst",
                              data_dir=work)
     tables = generate(SynthConfig(donors=args.donors, nonprofits=max(50, args.donors // 20),
@@ -191,6 +192,7 @@ def main() -> None:
     jwt_secret = secrets.token_urlsafe(48)
     port = free_port()
     env = {**os.environ, "DONOR_MATCH_FALKORDB_PORT": str(store_server.port),
+           "DONOR_MATCH_FALKORDB_PASSWORD": store_server.password,
            "DONOR_MATCH_GRAPH": "soak", "DONOR_MATCH_ANALYST_GRAPH": "soak_analyst",
            "DONOR_MATCH_DATA_DIR": str(work), "DONOR_MATCH_MODELS_DIR": str(work / "models"),
            "DONOR_MATCH_JWT_SECRET": jwt_secret, "DONOR_MATCH_API_PORT": str(port),
@@ -217,7 +219,8 @@ def main() -> None:
         tokens["platform"] = {"Authorization": f"Bearer {auth.issue('soak', Role.INTEGRATOR)}"}
         tokens["analyst"] = {"Authorization": f"Bearer {auth.issue('ana', Role.ANALYST)}"}
         admin = {"Authorization": f"Bearer {auth.issue('ops', Role.ADMIN)}"}
-        redis_server = redis.Redis(port=store_server.port)
+        redis_server = redis.Redis(host="127.0.0.1", port=store_server.port,
+                                   password=store_server.password)
         stop = asyncio.Event()
         received = [0] * args.subscribers
         loop = asyncio.new_event_loop()

@@ -24,6 +24,11 @@ READ_ONLY = "to be executed only on read-only queries"  # a write sent through G
 # FalkorDB's errors carry no code: this fixed start of the server's message is its code.
 UNIQUE_VIOLATION = "unique constraint violation"
 START_HINT = "Start the embedded store with `donor-match store start` (or `make demo`)."
+PASSWORD_HINT = (
+    "The store refused this client's password: set DONOR_MATCH_FALKORDB_PASSWORD to the one the "
+    "server was started with, or DONOR_MATCH_DATA_DIR to its data directory (where `donor-match "
+    "store start` keeps a generated one)."
+)
 
 # Neo4j 5 DDL from neo4j/schema.cypher, translated to FalkorDB's index/constraint commands.
 _NODE_UNIQUE = re.compile(
@@ -170,6 +175,8 @@ class FalkorDBStore:
     def _call(self, fn: Callable[[], Any], statement: Statement | None = None) -> Any:
         try:
             return fn()
+        except redis.exceptions.AuthenticationError as exc:
+            raise StoreUnavailableError(self._uri, _first_line(exc), PASSWORD_HINT) from exc
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             # No answer within the socket timeout (past the query's own): the server is stalled.
             raise StoreUnavailableError(self._uri, _first_line(exc), START_HINT) from exc

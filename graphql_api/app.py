@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import orjson
@@ -88,7 +89,8 @@ def uvicorn_options(settings: AppSettings) -> dict[str, Any]:
 def event_bus(settings: AppSettings, store_settings: StoreSettings) -> EventBus:
     url = settings.redis_url
     if url is None and store_settings.backend == "falkordb":
-        url = f"redis://{store_settings.falkordb_host}:{store_settings.falkordb_port}/0"
+        password = quote(store_settings.falkordb_secret(), safe="")
+        url = f"redis://:{password}@{store_settings.falkordb_host}:{store_settings.falkordb_port}/0"
     return RedisEventBus(url) if url else InMemoryEventBus()
 
 
