@@ -66,6 +66,7 @@ from graphql_api.observability import (
     add_phase,
 )
 from graphql_api.schema import build_schema
+from graphql_api.server import with_header_timeout
 
 
 def is_loopback(host: str) -> bool:
@@ -77,12 +78,13 @@ def is_loopback(host: str) -> bool:
 
 def uvicorn_options(settings: AppSettings) -> dict[str, Any]:
     """What uvicorn needs beyond the app (`donor-match serve`; deploy/Dockerfile's CMD says the
-    same): X-Forwarded-For only from the configured ingress, and WebSocket messages no larger
-    than a request body (uvicorn's default is 16 MiB)."""
+    same): X-Forwarded-For only from the configured ingress, WebSocket messages no larger
+    than a request body (uvicorn's default is 16 MiB), and a bound on receiving headers."""
     return {
         "proxy_headers": True,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
         "ws_max_size": settings.max_body_bytes,
+        "http": with_header_timeout(settings.header_read_timeout_s),
     }
 
 
