@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import secrets
 import socket
 import stat
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +117,53 @@ def test_the_generated_password_is_kept_0600_and_found_by_clients(tmp_path: Path
         store.close()
     finally:
         servers.stop()
+
+
+def test_a_full_disk_refuses_writes_as_unavailable_and_they_resume(tmp_path: Path) -> None:
+    """The store's data directory on a small filesystem, filled: writes are UNAVAILABLE (not a
+    statement error), reads go on, and once space is freed writes resume. Needs a tmpfs mount
+    (root)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)],
+                             capture_output=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    server = EmbeddedFalkorDB(disk / "falkordb", free_port())
+    settings = StoreSettings(falkordb_port=server.port, falkordb_password=server.password,
+                             graph_name="full", timeout_s=5)
+    merge = statement("etl/merge_causes")
+    try:
+        server.start()
+        store = open_store(settings)
+        store.write(merge, {"rows": [{"id": "c1", "name": "Health", "parent_id": None}],
+                            "load_id": "t"})
+        filler = disk / "filler"
+        with filler.open("wb", buffering=0) as file:
+            for size in (1 << 20, 1 << 10, 1):  # to the last byte
+                with contextlib.suppress(OSError):
+                    while True:
+                        file.write(b"\0" * size)
+        deadline = time.monotonic() + 10
+        with pytest.raises(StoreUnavailableError, match="disk"):
+            # New causes, each appended to the AOF: the file's last page fills, then a write
+            # fails and the server refuses further writes.
+            for n in itertools.count():
+                assert time.monotonic() < deadline
+                store.write(merge, {"rows": [{"id": f"c{n}x", "name": "Arts" * 50,
+                                              "parent_id": None}], "load_id": "t"})
+        assert {r["id"] for r in store.read(statement("api/causes"))} >= {"c1"}
+        filler.unlink()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                store.write(merge, {"rows": [{"id": "c3", "name": "Food", "parent_id": None}],
+                                    "load_id": "t"})
+                break
+            except StoreUnavailableError:
+                assert time.monotonic() < deadline, "writes did not resume"
+                time.sleep(0.2)
+        store.close()
+    finally:
+        server.stop()
+        subprocess.run(["umount", "-l", str(disk)], check=False)
