@@ -146,7 +146,7 @@ def _promote_model(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     embeddings = trained.model(build_graph_tensor(full, full_split.train_pairs), training=False)
     metrics = {
         "bench": "trained on a donor sample, embedded over the full graph; not evaluated",
-        "sample": trained.evaluation,
+        "sample": trained.evaluation.summary(),
         "train_donors": len(sample.donor_ids),
         "steps": config.steps,
     }
