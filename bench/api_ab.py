@@ -61,7 +61,8 @@ def main() -> None:
     ready = work / "ready.json"
     if not ready.exists() or "funding_needs" not in json.loads(ready.read_text()):
         raise SystemExit(f"{work} is not prepared: run bench/api_load.py once first")
-    store = EmbeddedFalkorDB(work / "falkordb", api_load._free_port())
+    store = EmbeddedFalkorDB(work / "falkordb", api_load._free_port(),
+                             password=api_load.store_password())
     store.start(wait_s=600)
     token = TokenService(AuthSettings(jwt_secret=api_load.SECRET)).issue("bench", Role.ADMIN)
     servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}

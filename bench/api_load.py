@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import platform
+import secrets
 import shutil
 import socket
 import subprocess
@@ -171,6 +172,12 @@ def _promote_model(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def store_password() -> str:
+    """The embedded store's password for this run: the environment's, else made up and put in
+    the environment, where StoreSettings and the API's subprocesses find it."""
+    return os.environ.setdefault("DONOR_MATCH_FALKORDB_PASSWORD", secrets.token_urlsafe(24))
+
+
 def _store_settings(port: int) -> Any:
     from graph_store import StoreSettings
 
@@ -231,7 +238,8 @@ class BenchStore:
 
             if fresh:
                 shutil.rmtree(self.work / "falkordb", ignore_errors=True)
-            self._falkordb = EmbeddedFalkorDB(self.work / "falkordb", _free_port())
+            self._falkordb = EmbeddedFalkorDB(self.work / "falkordb", _free_port(),
+                                            password=store_password())
             self._falkordb.start(wait_s=600)
             self.port = self._falkordb.port
             return
@@ -312,7 +320,7 @@ def prepare(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         work / "parquet",
     )
     _log(f"synthetic graph written in {time.monotonic() - started:.0f} s: {counts}")
-    server = EmbeddedFalkorDB(work / "falkordb", _free_port())
+    server = EmbeddedFalkorDB(work / "falkordb", _free_port(), password=store_password())
     server.start()
     try:
         store = open_store(_store_settings(server.port))
@@ -346,7 +354,7 @@ def _compact(port: int) -> None:
     two in the middle of a measured phase."""
     import redis
 
-    client = redis.Redis(port=port)
+    client = redis.Redis(host="127.0.0.1", port=port, password=store_password())
     client.bgrewriteaof()
     while client.info("persistence")["aof_rewrite_in_progress"]:
         time.sleep(1)

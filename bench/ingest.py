@@ -257,7 +257,9 @@ def _server(store: str, directory: Path) -> Iterator[tuple[list[str], int | None
         return
     from graph_store.embedded import EmbeddedFalkorDB
 
-    server = EmbeddedFalkorDB(directory / "falkordb", _free_port())
+    # Its password in the environment, where the phases' subprocesses' StoreSettings read it.
+    password = os.environ.setdefault("DONOR_MATCH_FALKORDB_PASSWORD", secrets.token_urlsafe(24))
+    server = EmbeddedFalkorDB(directory / "falkordb", _free_port(), password=password)
     status = server.start()
     try:
         yield ["--store", "falkordb", "--port", str(server.port), "--graph", "bench"], status.pid

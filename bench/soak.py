@@ -3,9 +3,13 @@
     PYTHONPATH=. python bench/soak.py [--duration-s 60] [--rate 50] [--subscribers 20]
         [--donors 5000] [--out FILE]
 
-It starts its own embedded FalkorDB (free port, temporary directory), loads a synthetic graph,
-builds the analyst graph, trains a small model, and serves the API with `donor-match serve` in
-a process of its own. Then, for --duration-s: matches, catalog pages, recorded donations and
+It starts its own embedded FalkorDB servers (the product's and the analysts'; free ports, a
+temporary directory), loads a synthetic graph, builds the analyst graph, trains a small model,
+and serves the API with `donor-match serve` in a process of its own. With --prepared DIR it
+serves instead the store and model that bench/api_load.py prepared in DIR (the 1M-donor graph:
+`--prepared var/bench/api-1000000-100000-2000000`), in place, copying nothing: its only writes
+there are the donations it records, and an anonymized analyst copy built once beside it.
+Then, for --duration-s: matches, catalog pages, recorded donations and
 an analyst's heavy queries at --rate requests/s in all, with --subscribers live subscriptions.
 It reports server errors (INTERNAL_SERVER_ERROR, transport failures), p50/p99 per operation,
 RSS and open files of the API and store processes before and after, Redis's client count, and
@@ -156,23 +160,19 @@ async def subscribers(ws_url: str, headers: dict[str, str], nonprofits: list[str
     await asyncio.gather(*(one(i, n) for i, n in enumerate(nonprofits)))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration-s", type=float, default=60)
-    parser.add_argument("--rate", type=float, default=50)
-    parser.add_argument("--subscribers", type=int, default=20)
-    parser.add_argument("--donors", type=int, default=5_000)
-    parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--warmup-s", type=float, default=15)
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
-    if not (0 < args.duration_s <= 600 and 0 < args.rate <= 500 and args.subscribers <= 200):
-        parser.error("bounded run: --duration-s <= 600, --rate <= 500, --subscribers <= 200")
+Servers = tuple[EmbeddedFalkorDB, EmbeddedFalkorDB, StoreSettings, Path, dict[str, Any]]
 
-    work = Path(tempfile.mkdtemp(prefix="donor-match-soak-"))
-    store_server = EmbeddedFalkorDB(work / "falkordb", free_port())
+
+def build_own(args: argparse.Namespace, work: Path, password: str) -> Servers:
+    """A synthetic graph of --donors in a temporary directory, its analyst copy and a model."""
+    store_server = EmbeddedFalkorDB(work / "falkordb", free_port(), password=password)
+    analyst_server = EmbeddedFalkorDB(work / "falkordb-analyst", free_port(), analyst=True,
+                                      password=password)
     store_server.start()
+    analyst_server.start()
     settings = StoreSettings(backend="falkordb", falkordb_port=store_server.port,
+                             falkordb_analyst_port=analyst_server.port,
+                             falkordb_password=SecretStr(password),
                              graph_name="soak", analyst_graph_name="soak_analyst",
                              data_dir=work)
     tables = generate(SynthConfig(donors=args.donors, nonprofits=max(50, args.donors // 20),
@@ -187,12 +187,95 @@ def main() -> None:
         store.close()
         analyst.close()
     train(snapshot, work / "models", TrainConfig(steps=60, seed=0))
+    nonprofits = tables["nonprofits"].column("id").to_pylist()
+    return store_server, analyst_server, settings, work / "models", {
+        "donors": tables["donors"].column("id").to_pylist()[:500], "nonprofits": nonprofits,
+        "counts": {"donors": args.donors, "nonprofits": len(nonprofits),
+                   "donations": tables["donations"].num_rows}}
+
+
+def serve_prepared(args: argparse.Namespace, password: str) -> Servers:
+    """The store and model bench/api_load.py prepared under --prepared, served in place: the
+    soak's recorded donations are the only writes to that store. The analysts' anonymized copy
+    is built once beside it (falkordb-analyst-soak/, additive) and reused by later soaks."""
+    import pyarrow.parquet as pq
+
+    prepared = args.prepared.resolve()
+    ready = prepared / "ready.json"
+    if not ready.is_file() or not (prepared / "models" / "CURRENT").is_file():
+        raise SystemExit(f"{prepared} is not prepared: run bench/api_load.py --prepare-only "
+                         f"with its --donors/--nonprofits/--donations first")
+    store_server = EmbeddedFalkorDB(prepared / "falkordb", free_port(), password=password)
+    analyst_server = EmbeddedFalkorDB(prepared / "falkordb-analyst-soak", free_port(),
+                                      analyst=True, password=password)
+    started = time.monotonic()
+    store_server.start(wait_s=1800)
+    analyst_server.start(wait_s=1800)
+    print(f"[soak] prepared store up in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    settings = StoreSettings(backend="falkordb", falkordb_port=store_server.port,
+                             falkordb_analyst_port=analyst_server.port,
+                             falkordb_password=SecretStr(password), graph_name="bench",
+                             analyst_graph_name="bench_analyst", data_dir=prepared,
+                             timeout_s=600)
+    built = prepared / "falkordb-analyst-soak" / "anonymized.json"
+    if not built.is_file():
+        began = time.monotonic()
+        # The analysts' server caps every statement at 30 s (TIMEOUT_MAX); its batches fit.
+        store = open_store(settings)
+        analyst = open_store(settings.model_copy(update={"timeout_s": 30.0}), analyst=True)
+        try:
+            report = anonymize(store, analyst, secrets.token_urlsafe(32), 5)
+        finally:
+            store.close()
+            analyst.close()
+        built.write_text(json.dumps({"seconds": round(time.monotonic() - began, 1),
+                                     "report": str(report)}) + "\n")
+        print(f"[soak] analyst copy built in {time.monotonic() - began:.0f} s", file=sys.stderr)
+    donor_ids = pq.read_table(prepared / "parquet" / "donors.parquet", columns=["id"])
+    nonprofit_ids = pq.read_table(prepared / "parquet" / "nonprofits.parquet", columns=["id"])
+    rng = random.Random(11)
+    all_donors = donor_ids.column("id").to_pylist()
+    info = json.loads(ready.read_text())
+    return store_server, analyst_server, settings.model_copy(update={"timeout_s": 10.0}), (
+        prepared / "models"), {
+        "donors": rng.sample(all_donors, min(500, len(all_donors))),
+        "nonprofits": nonprofit_ids.column("id").to_pylist(),
+        "counts": {**info.get("counts", {}), "prepared": str(prepared)}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration-s", type=float, default=60)
+    parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--subscribers", type=int, default=20)
+    parser.add_argument("--donors", type=int, default=5_000)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--warmup-s", type=float, default=15)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--prepared", type=Path,
+                        help="a directory bench/api_load.py prepared (ready.json, falkordb/, "
+                             "models/, parquet/): serve its store and model instead of building "
+                             "a graph; the soak adds only its recorded donations to that store")
+    args = parser.parse_args()
+    if not (0 < args.duration_s <= 600 and 0 < args.rate <= 500 and args.subscribers <= 200):
+        parser.error("bounded run: --duration-s <= 600, --rate <= 500, --subscribers <= 200")
+
+    work = Path(tempfile.mkdtemp(prefix="donor-match-soak-"))
+    password = secrets.token_urlsafe(24)
+    if args.prepared:
+        store_server, analyst_server, settings, models, graph = serve_prepared(args, password)
+    else:
+        store_server, analyst_server, settings, models, graph = build_own(args, work, password)
+    donors, nonprofits = graph["donors"], graph["nonprofits"]
 
     jwt_secret = secrets.token_urlsafe(48)
     port = free_port()
     env = {**os.environ, "DONOR_MATCH_FALKORDB_PORT": str(store_server.port),
-           "DONOR_MATCH_GRAPH": "soak", "DONOR_MATCH_ANALYST_GRAPH": "soak_analyst",
-           "DONOR_MATCH_DATA_DIR": str(work), "DONOR_MATCH_MODELS_DIR": str(work / "models"),
+           "DONOR_MATCH_FALKORDB_ANALYST_PORT": str(analyst_server.port),
+           "DONOR_MATCH_FALKORDB_PASSWORD": password,
+           "DONOR_MATCH_GRAPH": settings.graph_name,
+           "DONOR_MATCH_ANALYST_GRAPH": settings.analyst_graph_name,
+           "DONOR_MATCH_DATA_DIR": str(work), "DONOR_MATCH_MODELS_DIR": str(models),
            "DONOR_MATCH_JWT_SECRET": jwt_secret, "DONOR_MATCH_API_PORT": str(port),
            "DONOR_MATCH_API_HOST": "127.0.0.1",
            "DONOR_MATCH_RATE_LIMIT_PER_MINUTE": "1000000"}
@@ -211,13 +294,11 @@ def main() -> None:
                 raise SystemExit(f"the API did not get ready; see {work / 'api.log'}")
             time.sleep(0.5)
         auth = TokenService(AuthSettings(jwt_secret=SecretStr(jwt_secret)))
-        donors = tables["donors"].column("id").to_pylist()[:500]
-        nonprofits = tables["nonprofits"].column("id").to_pylist()
         tokens = {d: {"Authorization": f"Bearer {auth.issue(d, Role.DONOR)}"} for d in donors}
         tokens["platform"] = {"Authorization": f"Bearer {auth.issue('soak', Role.INTEGRATOR)}"}
         tokens["analyst"] = {"Authorization": f"Bearer {auth.issue('ana', Role.ANALYST)}"}
         admin = {"Authorization": f"Bearer {auth.issue('ops', Role.ADMIN)}"}
-        redis_server = redis.Redis(port=store_server.port)
+        redis_server = redis.Redis(host="127.0.0.1", port=store_server.port, password=password)
         stop = asyncio.Event()
         received = [0] * args.subscribers
         loop = asyncio.new_event_loop()
@@ -242,7 +323,7 @@ def main() -> None:
         subs.join(30)
         redis_server.close()
 
-        store = open_store(settings)
+        store = open_store(settings.model_copy(update={"timeout_s": 120.0}))
         try:
             traffic.acknowledged += warm.acknowledged
             stored = {r["id"] for r in store.read(statement("api/donation_ids"),
@@ -262,8 +343,7 @@ def main() -> None:
         report = {
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "command": " ".join(sys.argv),
-            "graph": {"donors": args.donors, "nonprofits": len(nonprofits),
-                      "donations": tables["donations"].num_rows},
+            "graph": graph["counts"],
             "duration_s": round(elapsed, 1),
             "achieved_rate": round(sum(len(v) for v in traffic.latencies.values()) / elapsed, 1),
             "warmup_s": args.warmup_s,
@@ -284,6 +364,7 @@ def main() -> None:
         api.terminate()
         api.wait(30)
         store_server.stop()
+        analyst_server.stop()
 
 
 if __name__ == "__main__":

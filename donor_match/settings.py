@@ -80,6 +80,11 @@ class AppSettings(BaseSettings):
     body_read_timeout_s: float = Field(
         10.0, gt=0, validation_alias="DONOR_MATCH_BODY_READ_TIMEOUT_S"
     )
+    # A connection must complete a request's headers this long after opening (or after the
+    # previous response), or it is closed: slow headers (slowloris) hold no socket for long.
+    header_read_timeout_s: float = Field(
+        10.0, gt=0, validation_alias="DONOR_MATCH_HEADER_READ_TIMEOUT_S"
+    )
     # How long /readyz waits for the store: one that does not answer (frozen) is not ready.
     ready_timeout_s: float = Field(1.0, gt=0, validation_alias="DONOR_MATCH_READY_TIMEOUT_S")
     # /metrics answers loopback callers, and others that send `Authorization: Bearer <token>`.

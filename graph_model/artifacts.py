@@ -235,15 +235,50 @@ def load_artifact(path: Path) -> ModelArtifact:
     """Load a version directory without TensorFlow (the SavedModel is left on disk)."""
     with np.load(path / GIFTS) as gifts:
         gift_donors, gift_nonprofits = gifts["donors"], gifts["nonprofits"]
-    return ModelArtifact(
-        path=path,
-        version=path.name,
-        snapshot_hash=json.loads((path / "snapshot.json").read_text())["hash"],
+    fields = dict(
         donor_ids=json.loads((path / "donor_ids.json").read_text()),
         nonprofit_ids=json.loads((path / "nonprofit_ids.json").read_text()),
         donor_embeddings=_mapped(path / "donor_embeddings.npy"),
         nonprofit_embeddings=_mapped(path / "nonprofit_embeddings.npy"),
         gift_donors=gift_donors,
         gift_nonprofits=gift_nonprofits,
-        metrics=json.loads((path / "metrics.json").read_text()),
     )
+    _check_consistent(path.name, **fields)
+    return ModelArtifact(
+        path=path,
+        version=path.name,
+        snapshot_hash=json.loads((path / "snapshot.json").read_text())["hash"],
+        metrics=json.loads((path / "metrics.json").read_text()),
+        **fields,
+    )
+
+
+def _check_consistent(
+    version: str, donor_ids: Any, nonprofit_ids: Any, donor_embeddings: np.ndarray,
+    nonprofit_embeddings: np.ndarray, gift_donors: np.ndarray, gift_nonprofits: np.ndarray,
+) -> None:
+    """Refuse a version whose files do not fit together (a damaged or half-copied artifact):
+    served, it would fail on requests instead (an index past the embeddings, a product of
+    mismatched dimensions), or on loading with errors the loader does not expect."""
+
+    def refuse(what: str) -> None:
+        raise ValueError(f"model {version} is damaged: {what}")
+
+    for name, ids in (("donor_ids", donor_ids), ("nonprofit_ids", nonprofit_ids)):
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            refuse(f"{name}.json is not a list of ids")
+    for name, table, ids in (("donor", donor_embeddings, donor_ids),
+                             ("nonprofit", nonprofit_embeddings, nonprofit_ids)):
+        if table.ndim != 2 or table.shape[0] != len(ids) or table.dtype.kind != "f":
+            refuse(f"{name} embeddings of shape {table.shape} ({table.dtype}) for {len(ids)} ids")
+    if donor_embeddings.shape[1] != nonprofit_embeddings.shape[1]:
+        refuse(f"donor and nonprofit embeddings of dimensions {donor_embeddings.shape[1]} and "
+               f"{nonprofit_embeddings.shape[1]}")
+    for name, positions, count in (("donors", gift_donors, len(donor_ids)),
+                                   ("nonprofits", gift_nonprofits, len(nonprofit_ids))):
+        if positions.ndim != 1 or positions.shape != gift_donors.shape:
+            refuse(f"gifts' {name} of shape {positions.shape}")
+        if positions.dtype.kind not in "iu" or (
+            positions.size and not 0 <= int(positions.min()) <= int(positions.max()) < count
+        ):
+            refuse(f"gifts' {name} are not positions among {count} ids")

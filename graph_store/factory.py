@@ -14,7 +14,8 @@ def open_store(settings: StoreSettings | None = None, *, analyst: bool = False) 
 
 def open_analytics_store(settings: StoreSettings | None = None) -> GraphStore:
     """The anonymized copy as analysts' queries read it: in Neo4j as their read-only user; the
-    embedded FalkorDB has no users, and analysts' reads go through GRAPH.RO_QUERY there."""
+    embedded FalkorDB has one user (the password), and analysts' reads go through
+    GRAPH.RO_QUERY there."""
     return _open(settings or StoreSettings(), analyst=True, analysts_user=True)
 
 
@@ -40,4 +41,5 @@ def _open(settings: StoreSettings, *, analyst: bool, analysts_user: bool) -> Gra
         settings.analyst_graph_name if analyst else settings.graph_name,
         timeout_s=settings.timeout_s,
         connect_timeout_s=settings.connect_timeout_s,
+        password=settings.falkordb_secret() or None,
     )

@@ -24,6 +24,14 @@ READ_ONLY = "to be executed only on read-only queries"  # a write sent through G
 # FalkorDB's errors carry no code: this fixed start of the server's message is its code.
 UNIQUE_VIOLATION = "unique constraint violation"
 START_HINT = "Start the embedded store with `donor-match store start` (or `make demo`)."
+# Redis refuses writes with this while it cannot write its append-only file.
+CANNOT_PERSIST = "MISCONF"
+DISK_HINT = "Free space on the store's data directory; writes resume by themselves."
+PASSWORD_HINT = (
+    "The store refused this client's password: set DONOR_MATCH_FALKORDB_PASSWORD to the one the "
+    "server was started with, or DONOR_MATCH_DATA_DIR to its data directory (where `donor-match "
+    "store start` keeps a generated one)."
+)
 
 # Neo4j 5 DDL from neo4j/schema.cypher, translated to FalkorDB's index/constraint commands.
 _NODE_UNIQUE = re.compile(
@@ -170,10 +178,18 @@ class FalkorDBStore:
     def _call(self, fn: Callable[[], Any], statement: Statement | None = None) -> Any:
         try:
             return fn()
+        except redis.exceptions.AuthenticationError as exc:
+            raise StoreUnavailableError(self._uri, _first_line(exc), PASSWORD_HINT) from exc
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             # No answer within the socket timeout (past the query's own): the server is stalled.
             raise StoreUnavailableError(self._uri, _first_line(exc), START_HINT) from exc
         except redis.exceptions.ResponseError as exc:
+            if str(exc).startswith(CANNOT_PERSIST):
+                # Its disk is full (or failing): writes are refused until it can write again,
+                # reads go on. Temporary, not the statement's fault.
+                raise StoreUnavailableError(
+                    self._uri, "it cannot write to its disk and refuses writes", DISK_HINT
+                ) from exc
             where = statement.name if statement else "schema"
             refused = (
                 StoreForbiddenError if READ_ONLY in str(exc)

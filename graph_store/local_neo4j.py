@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -22,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from graph_store.credentials import kept_or_generated
 from graph_store.embedded import ServerStatus
 from graph_store.embedded import process_alive as _alive
 from graph_store.settings import StoreSettings
@@ -316,11 +316,7 @@ def passwords(settings: StoreSettings) -> dict[str, str]:
     for analysts in (False, True):
         user, password = settings.neo4j_credentials(analysts=analysts)
         if not password:
-            password = secrets.token_urlsafe(24)
-            settings.neo4j_secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            path = settings.neo4j_secrets_dir / user
-            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-                f.write(password)
+            password = kept_or_generated(settings.neo4j_secrets_dir / user)
         elif len(password) < 8:
             raise Neo4jSetupError(f"Neo4j refuses passwords under 8 characters (user {user})")
         passwords[user] = password

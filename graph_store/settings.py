@@ -6,6 +6,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from graph_store.credentials import kept
+
 
 class StoreSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
@@ -28,6 +30,10 @@ class StoreSettings(BaseSettings):
     # The analysts' copy has an embedded server of its own (threads, memory, query bounds).
     falkordb_analyst_port: int = Field(
         6391, ge=1, le=65535, validation_alias="DONOR_MATCH_FALKORDB_ANALYST_PORT"
+    )
+    # Both embedded servers require it; unset: generated once under the data directory.
+    falkordb_password: SecretStr = Field(
+        SecretStr(""), validation_alias="DONOR_MATCH_FALKORDB_PASSWORD"
     )
     graph_name: str = Field("donor_match", validation_alias="DONOR_MATCH_GRAPH")
     # The anonymized copy analysts query, on the analysts' server.
@@ -69,8 +75,17 @@ class StoreSettings(BaseSettings):
         )
         if password.get_secret_value():
             return user, password.get_secret_value()
-        generated = self.neo4j_secrets_dir / user
-        return user, generated.read_text().strip() if generated.is_file() else ""
+        return user, kept(self.neo4j_secrets_dir / user)
+
+    def falkordb_secret(self) -> str:
+        """The embedded FalkorDB servers' password (both servers, Redis's `default` user): the
+        environment's, else the one `donor-match store start` generated under the data
+        directory; '' before there is one."""
+        return self.falkordb_password.get_secret_value() or kept(self.falkordb_secret_file)
+
+    @property
+    def falkordb_secret_file(self) -> Path:
+        return self.falkordb_dir / "secrets" / "default"
 
     @property
     def falkordb_dir(self) -> Path:

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import orjson
@@ -66,6 +67,7 @@ from graphql_api.observability import (
     add_phase,
 )
 from graphql_api.schema import build_schema
+from graphql_api.server import with_header_timeout
 
 
 def is_loopback(host: str) -> bool:
@@ -77,19 +79,21 @@ def is_loopback(host: str) -> bool:
 
 def uvicorn_options(settings: AppSettings) -> dict[str, Any]:
     """What uvicorn needs beyond the app (`donor-match serve`; deploy/Dockerfile's CMD says the
-    same): X-Forwarded-For only from the configured ingress, and WebSocket messages no larger
-    than a request body (uvicorn's default is 16 MiB)."""
+    same): X-Forwarded-For only from the configured ingress, WebSocket messages no larger
+    than a request body (uvicorn's default is 16 MiB), and a bound on receiving headers."""
     return {
         "proxy_headers": True,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
         "ws_max_size": settings.max_body_bytes,
+        "http": with_header_timeout(settings.header_read_timeout_s),
     }
 
 
 def event_bus(settings: AppSettings, store_settings: StoreSettings) -> EventBus:
     url = settings.redis_url
     if url is None and store_settings.backend == "falkordb":
-        url = f"redis://{store_settings.falkordb_host}:{store_settings.falkordb_port}/0"
+        password = quote(store_settings.falkordb_secret(), safe="")
+        url = f"redis://:{password}@{store_settings.falkordb_host}:{store_settings.falkordb_port}/0"
     return RedisEventBus(url) if url else InMemoryEventBus()
 
 

@@ -10,6 +10,7 @@ test needs them, once per session.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import tempfile
@@ -151,9 +152,14 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+# Both test servers' password, made up per session (URL-safe, so it can sit in a redis:// URL).
+FALKORDB_PASSWORD = secrets.token_urlsafe(16)
+
+
 @pytest.fixture(scope="session")
 def falkordb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedFalkorDB]:
-    server = EmbeddedFalkorDB(tmp_path_factory.mktemp("falkordb"), free_port())
+    server = EmbeddedFalkorDB(tmp_path_factory.mktemp("falkordb"), free_port(),
+                              password=FALKORDB_PASSWORD)
     server.start()
     yield server
     server.stop()
@@ -164,7 +170,7 @@ def falkordb_analyst_server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[EmbeddedFalkorDB]:
     server = EmbeddedFalkorDB(tmp_path_factory.mktemp("falkordb-analyst"), free_port(),
-                              analyst=True)
+                              analyst=True, password=FALKORDB_PASSWORD)
     server.start()
     yield server
     server.stop()
@@ -188,6 +194,7 @@ def fresh_store_settings(
         backend="falkordb",
         falkordb_port=request.getfixturevalue("falkordb_server").port,
         falkordb_analyst_port=request.getfixturevalue("falkordb_analyst_server").port,
+        falkordb_password=SecretStr(FALKORDB_PASSWORD),
         graph_name=f"test_{uuid.uuid4().hex[:12]}",
         analyst_graph_name=f"test_{uuid.uuid4().hex[:12]}_analyst",
         data_dir=data_dir,
@@ -211,6 +218,7 @@ def store_env(settings: StoreSettings) -> dict[str, str]:
             "NEO4J_ANALYST_PASSWORD": settings.neo4j_analyst_password.get_secret_value(),
         }
     return env | {"DONOR_MATCH_FALKORDB_PORT": str(settings.falkordb_port),
+                  "DONOR_MATCH_FALKORDB_PASSWORD": settings.falkordb_secret(),
                   "DONOR_MATCH_FALKORDB_ANALYST_PORT": str(settings.falkordb_analyst_port),
                   "DONOR_MATCH_GRAPH": settings.graph_name,
                   "DONOR_MATCH_ANALYST_GRAPH": settings.analyst_graph_name}
@@ -258,12 +266,14 @@ def served_graph(backend: str, tmp_path_factory: pytest.TempPathFactory,
         store_settings = neo4j_servers("served").ready()
         # Neo4j carries no events: API processes share them through a Redis, as deployed; here
         # the embedded FalkorDB server's.
-        events_url = f"redis://127.0.0.1:{request.getfixturevalue('falkordb_server').port}/0"
+        events_url = (f"redis://:{FALKORDB_PASSWORD}@127.0.0.1:"
+                      f"{request.getfixturevalue('falkordb_server').port}/0")
     else:
         store_settings = StoreSettings(
             backend="falkordb",
             falkordb_port=request.getfixturevalue("falkordb_server").port,
             falkordb_analyst_port=request.getfixturevalue("falkordb_analyst_server").port,
+            falkordb_password=SecretStr(FALKORDB_PASSWORD),
             graph_name="served",
             analyst_graph_name="served_analyst",
             timeout_s=10,

@@ -3,11 +3,15 @@ odd WebSocket frames, slow bodies, quiet logs for the caller's own mistakes, odd
 
 from __future__ import annotations
 
+import itertools
 import logging
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -20,6 +24,8 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from donor_match.services.auth import Role
+from donor_match.settings import AppSettings
+from graph_store import StoreSettings
 from graphql_api.app import create_app, uvicorn_options
 from graphql_api.observability import MAX_OPERATION_LABELS
 
@@ -194,3 +200,75 @@ def test_forwarded_for_is_trusted_only_from_the_configured_ingress(
         thread.join(30)
     assert codes[:3] == [[], [], []]
     assert codes[3:] == [["RATE_LIMITED"], ["RATE_LIMITED"]]
+
+
+@contextmanager
+def real_uvicorn(app: Any, settings: Any) -> Iterator[int]:
+    """The app under a real uvicorn with `donor-match serve`'s options; yields its port."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, **uvicorn_options(settings)
+    ))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def _closed_after(sock: socket.socket, trickle: bytes, limit_s: float) -> tuple[float, bytes]:
+    """Send `trickle` a byte every 0.1 s (a slowloris) until the server closes the connection;
+    the seconds that took and what the server sent. Fails past `limit_s`."""
+    started, answer = time.monotonic(), b""
+    sock.setblocking(False)
+    for byte in itertools.cycle(trickle):
+        assert time.monotonic() - started < limit_s, "the connection stayed open"
+        try:
+            sock.send(bytes([byte]))
+        except OSError:
+            break
+        time.sleep(0.1)
+        try:
+            chunk = sock.recv(4096)
+        except BlockingIOError:
+            continue
+        except OSError:
+            break
+        answer += chunk
+        if not chunk:
+            break
+    return time.monotonic() - started, answer
+
+
+def test_slow_headers_are_cut_off(tmp_path: Path) -> None:
+    """Headers sent a byte at a time, and a connection that sends nothing, are closed once
+    DONOR_MATCH_HEADER_READ_TIMEOUT_S passes; requests that send theirs at once are served, on
+    the same keep-alive connection too. (No store or model needed: /healthz answers without.)"""
+    settings = AppSettings(models_dir=tmp_path / "models", header_read_timeout_s=1.0)
+    app = create_app(settings, StoreSettings(falkordb_port=free_port()), TEST_AUTH)
+    with real_uvicorn(app, settings) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            took, answer = _closed_after(
+                sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: a" * 1000, 6.0)
+        assert 0.9 < took < 2.5
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            started = time.monotonic()
+            assert sock.recv(4096) == b""  # nothing sent: closed without an answer
+            assert 0.9 < time.monotonic() - started < 2.5
+        # Keep-alive: after a response, the next request's headers are bounded again.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            for _ in range(2):
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                time.sleep(0.6)  # together past the bound: each request's own bound counts
+                assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+            took, answer = _closed_after(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\n", 6.0)
+        assert took < 2.5
+        # Honest clients are not affected.
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200

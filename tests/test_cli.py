@@ -84,6 +84,7 @@ def test_demo_loads_trains_and_prints_a_working_query(tmp_path: Path) -> None:
         # The analyst graph is built too: analyticsQuery has something to read.
         settings = StoreSettings(
             falkordb_port=int(env["DONOR_MATCH_FALKORDB_PORT"]),
+            data_dir=Path(env["DONOR_MATCH_DATA_DIR"]),  # where `store start` kept the password
             falkordb_analyst_port=int(env["DONOR_MATCH_FALKORDB_ANALYST_PORT"]),
         )
         analyst = open_analytics_store(settings)

@@ -129,6 +129,7 @@ def test_hostile_rows_are_rejected_and_good_rows_all_arrive(
     _write(directory, case["fmt"], "donors", case["donors"])
     _write(directory, case["fmt"], "donations", case["donations"])
     settings_ = StoreSettings(backend="falkordb", falkordb_port=falkordb_server.port,
+                              falkordb_password=falkordb_server.password,
                               graph_name=f"prop_{uuid.uuid4().hex[:10]}", timeout_s=10)
     store = open_store(settings_)
     try:

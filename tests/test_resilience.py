@@ -33,7 +33,8 @@ def test_store_down_is_unavailable_within_a_second_and_recovers(
     with TestClient(create_app(app_settings, settings, TEST_AUTH)) as client:
         assert_unavailable_within_a_second(client, "falkordb")
 
-        server = EmbeddedFalkorDB(tmp_path / "falkordb", port)
+        server = EmbeddedFalkorDB(tmp_path / "falkordb", port,
+                                  password=settings.falkordb_secret())
         server.start()
         try:
             # Same process, same app: the next request simply works (an empty graph here).

@@ -7,8 +7,10 @@ import gc
 import mmap
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 from conftest import LOOPBACK, TEST_AUTH, ServedGraph
 from starlette.testclient import TestClient
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -97,3 +99,52 @@ def test_a_serving_process_runs_blas_on_one_thread(served_graph: ServedGraph) ->
     with threadpool_limits(limits=2, user_api="blas"):
         asyncio.run(serve())
         assert blas_threads() == {2}  # given back when the app stops
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def _fewer_rows(path: Path) -> None:
+    np.save(path, np.load(path)[:-1])
+
+
+def _other_dimension(path: Path) -> None:
+    np.save(path, np.load(path)[:, :-1])
+
+
+def _gifts_out_of_range(path: Path) -> None:
+    with np.load(path) as gifts:
+        donors, nonprofits = gifts["donors"], gifts["nonprofits"] + 10_000
+    np.savez(path, donors=donors, nonprofits=nonprofits)
+
+
+@pytest.mark.parametrize(("damaged", "damage"), [
+    ("gifts.npz", _truncate),  # BadZipFile, which the loader did not expect
+    ("gifts.npz", _gifts_out_of_range),  # IndexError while loading
+    ("donor_embeddings.npy", _fewer_rows),  # loaded, then IndexError on requests
+    ("nonprofit_embeddings.npy", _other_dimension),  # loaded, then ValueError on requests
+    ("donor_ids.json", lambda p: p.write_text('{"not": "a list"}')),
+])
+def test_a_damaged_version_promoted_is_refused_and_the_previous_one_serves(
+    served_graph: ServedGraph, tmp_path: Path, damaged: str, damage: Any
+) -> None:
+    source = current_artifact_dir(served_graph.app_settings.models_dir)
+    assert source is not None
+    models = tmp_path / "models"
+    for version in ("good", "bad"):
+        shutil.copytree(source, models / version)
+    damage(models / "bad" / damaged)
+    (models / CURRENT).write_text("good\n")
+    served = ServedModel(models, recheck_s=0)
+    (models / CURRENT).write_text("bad\n")
+    model = served.current()
+    assert model is not None and model.version == "good"
+    donor = model.donor_ids[0]
+    assert len(model.recommend(donor, 5)) == 5
+    # A process that starts with the damaged version promoted serves none (UNAVAILABLE on
+    # matches) rather than failing to start, or failing every request.
+    assert ServedModel(models, recheck_s=0).current() is None
+    if damage is not _truncate:  # what a loaded file holds is checked: a clear refusal
+        with pytest.raises(ValueError, match="damaged"):
+            load_artifact(models / "bad")

@@ -39,7 +39,8 @@ def frozen(server: EmbeddedFalkorDB) -> Iterator[None]:
 
 
 def settings_for(server: EmbeddedFalkorDB, tmp_path: Path) -> StoreSettings:
-    return StoreSettings(backend="falkordb", falkordb_port=server.port, graph_name="stalled",
+    return StoreSettings(backend="falkordb", falkordb_port=server.port,
+                         falkordb_password=server.password, graph_name="stalled",
                          analyst_graph_name="stalled_analyst", data_dir=tmp_path, timeout_s=1.0)
 
 

@@ -19,8 +19,14 @@ FEED = "subscription($id: ID!) { donationRecorded(nonprofitId: $id) { id amount 
 RECORD = """mutation($input: RecordDonationInput!) { recordDonation(input: $input) { id } }"""
 
 
+def redis_client(served_graph: ServedGraph) -> redis.Redis:
+    settings = served_graph.store_settings
+    return redis.Redis(host="127.0.0.1", port=settings.falkordb_port,
+                       password=settings.falkordb_secret())
+
+
 def pubsub_connections(served_graph: ServedGraph) -> int:
-    server = redis.Redis(port=served_graph.store_settings.falkordb_port)
+    server = redis_client(served_graph)
     try:
         clients = server.client_list()
     finally:
@@ -65,7 +71,7 @@ def test_many_subscriptions_share_one_pubsub_connection(
         assert pubsub_connections(served_graph) - before == 1  # not one per subscription
         # Junk on the channel (anyone who reaches Redis can publish) is dropped, and the one
         # listener thread goes on.
-        junk = redis.Redis(port=served_graph.store_settings.falkordb_port)
+        junk = redis_client(served_graph)
         channel = f"{RedisEventBus.CHANNEL_PREFIX}donation:{nonprofits[3]}"
         junk.publish(channel, b"not json")
         junk.publish(channel, b"[1, 2]")

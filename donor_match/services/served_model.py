@@ -39,7 +39,9 @@ class ServedModel:
                 return
             try:
                 self._model = load_artifact(path)
-            except (OSError, ValueError, KeyError) as exc:
+            except Exception as exc:
+                # Whatever a damaged version raises (a truncated zip: BadZipFile, not OSError),
+                # the process keeps serving the previous one; at start, none (UNAVAILABLE).
                 log.error("model %s does not load; still serving %s: %s", path.name,
                           self._model.version if self._model else "nothing", exc)
                 return
