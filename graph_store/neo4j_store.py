@@ -55,6 +55,10 @@ class Neo4jStore:
             connection_acquisition_timeout=connect_timeout_s,
             # 0: no retry; any other value retries at least once, after a back-off of ~1 s.
             max_transaction_retry_time=retry_s,
+            # Statements read optional properties some nodes lack (a nonprofit's description):
+            # Neo4j notes each such read, and the driver would log a warning per query.
+            notifications_disabled_classifications=[
+                neo4j.NotificationDisabledClassification.UNRECOGNIZED],
         )
 
     @property

@@ -57,6 +57,19 @@ def test_write_then_read_round_trips_values(store: GraphStore) -> None:
     ]
 
 
+def test_reading_a_property_no_node_has_logs_nothing(
+    store: GraphStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Neo4j notes a read of a property key it has never stored; the driver logged a warning
+    for every such query (a nonprofit page reads `description`, which loads may not set)."""
+    suffix = uuid.uuid4().hex
+    merge(store, "nonprofits", [{"id": f"n-{suffix}", "name": "Shelter"}])
+    with caplog.at_level("INFO"):
+        rows = store.read(statement("api/nonprofits_by_ids"), {"ids": [f"n-{suffix}"]})
+    assert rows[0]["description"] is None
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("neo4j")] == []
+
+
 def test_apply_schema_is_idempotent_and_enforces_unique_donation_ids(
     store: GraphStore,
 ) -> None:
