@@ -577,7 +577,7 @@ def pipeline_run(
 ) -> None:
     """Snapshot, validate, train, evaluate, gate, register, promote (idempotent; exit 3: the
     gate refused the new version). The manifest lands in DONOR_MATCH_PIPELINE_DIR/<run id>/."""
-    from donor_match.pipeline import Pipeline, PipelineError
+    from mlops.pipeline import Pipeline, PipelineError
 
     with _store() as store, _progress() as progress:
         task = progress.add_task("train", total=steps, visible=False)
@@ -617,7 +617,7 @@ def drift_export(
 ) -> None:
     """PSI per feature against the served model's training snapshot, and the feedback rate, as
     Prometheus metrics: pushed to DONOR_MATCH_PUSHGATEWAY_URL when set, else printed."""
-    from donor_match.drift import DriftError, drift_report, export
+    from mlops.drift import DriftError, drift_report, export
 
     settings = AppSettings()
     with _store() as store:

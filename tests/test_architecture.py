@@ -13,13 +13,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
-PACKAGES = ("graph_store", "etl", "graph_model", "donor_match", "graphql_api")
+PACKAGES = ("graph_store", "etl", "graph_model", "mlops", "donor_match", "graphql_api")
 
 # Each rule: (importing module prefix, imported module prefixes it must not import).
 RULES: list[tuple[str, tuple[str, ...]]] = [
     ("graph_store", ("etl", "graph_model", "donor_match", "graphql_api")),
     ("etl", ("graph_model", "donor_match", "graphql_api")),
     ("graph_model", ("donor_match.services", "graphql_api")),
+    # The model's batch jobs: beside the model, never reaching into the online services.
+    ("mlops", ("donor_match.services", "graphql_api", "donor_match.cli")),
     ("donor_match.services", ("graphql_api", "donor_match.cli")),
     ("graphql_api", ("donor_match.cli",)),
     # The CLI, jobs and domain modules sit beside the services in `donor_match`; none but the
