@@ -358,7 +358,7 @@ def bench_app() -> Any:
 
     from donor_match.services.auth import Principal, Role
     from donor_match.settings import AppSettings, AuthSettings
-    from graphql_api.app import create_app
+    from entrypoints.asgi import create_app
 
     api = create_app(
         AppSettings(

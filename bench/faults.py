@@ -36,11 +36,11 @@ from pydantic import SecretStr
 
 from donor_match.services.auth import Role, TokenService
 from donor_match.settings import AppSettings, AuthSettings
+from entrypoints.asgi import create_app, uvicorn_options
 from etl.loader import load_tables
 from etl.synth import SynthConfig, generate
 from graph_store import StoreSettings, open_store, statement
 from graph_store.embedded import EmbeddedFalkorDB
-from graphql_api.app import create_app, uvicorn_options
 
 RECORD = "mutation($i: RecordDonationInput!) { recordDonation(input: $i) { id } }"
 READ = "{ causes { id } }"

@@ -1,4 +1,6 @@
-"""The ASGI application: GraphQL (with GraphiQL and graphql-transport-ws) plus health probes."""
+"""The ASGI application: GraphQL (with GraphiQL and graphql-transport-ws) plus health probes.
+
+Built over services wired elsewhere: `entrypoints.asgi.create_app` is the factory uvicorn runs."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import ipaddress
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -30,27 +32,10 @@ from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from threadpoolctl import threadpool_limits
 
-from donor_match.services.admin import AdminService
-from donor_match.services.analytics import AnalyticsService
-from donor_match.services.auth import (
-    ApiKeyService,
-    AuthService,
-    Principal,
-    TokenService,
-    UnauthenticatedError,
-)
-from donor_match.services.catalog import CatalogService
-from donor_match.services.donations import DonationService
-from donor_match.services.events import EventBus, InMemoryEventBus, RedisEventBus
-from donor_match.services.insights import InsightsService
-from donor_match.services.matching import MatchService
-from donor_match.services.models import ModelService
-from donor_match.services.profiles import ProfileService
+from donor_match.services.auth import Principal, UnauthenticatedError
 from donor_match.services.rate_limit import RateLimiter
-from donor_match.services.served_matches import ServedMatchCounter
-from donor_match.services.served_model import ServedModel
-from donor_match.settings import AppSettings, AuthSettings
-from graph_store import GraphStore, StoreError, StoreSettings, open_analytics_store, open_store
+from donor_match.settings import AppSettings
+from graph_store import GraphStore, StoreError
 from graphql_api.context import Services
 from graphql_api.execution import time_resolvers
 from graphql_api.graphiql import GraphiQLDefaults, graphiql
@@ -59,7 +44,6 @@ from graphql_api.loaders import initiative_loader, nonprofit_loader
 from graphql_api.observability import (
     PHASE_SERIALIZATION,
     ApiMetrics,
-    CountingStore,
     RequestIdMiddleware,
     RequestPhasesMiddleware,
     add_phase,
@@ -72,60 +56,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def uvicorn_options(settings: AppSettings) -> dict[str, Any]:
-    """What uvicorn needs beyond the app (`donor-match serve`; deploy/Dockerfile's CMD says the
-    same): X-Forwarded-For only from the configured ingress, and WebSocket messages no larger
-    than a request body (uvicorn's default is 16 MiB)."""
-    return {
-        "proxy_headers": True,
-        "forwarded_allow_ips": settings.forwarded_allow_ips,
-        "ws_max_size": settings.max_body_bytes,
-    }
-
-
-def event_bus(settings: AppSettings, store_settings: StoreSettings) -> EventBus:
-    url = settings.redis_url
-    if url is None and store_settings.backend == "falkordb":
-        url = f"redis://{store_settings.falkordb_host}:{store_settings.falkordb_port}/0"
-    return RedisEventBus(url) if url else InMemoryEventBus()
-
-
-def build_services(
-    store: GraphStore,
-    analyst_store: GraphStore,
-    settings: AppSettings,
-    auth_settings: AuthSettings,
-    events: EventBus,
-) -> Services:
-    model = ServedModel(settings.models_dir)
-    catalog = CatalogService(store)
-    api_keys = ApiKeyService(store)
-    matches = MatchService(
-        store, catalog, model, settings.max_matches, events,
-        impact_weight=settings.impact_weight, needs_refresh_s=settings.needs_refresh_s,
-        page_rows_ttl_s=settings.page_rows_ttl_s,
-    )
-    return Services(
-        auth=AuthService(TokenService(auth_settings), api_keys),
-        admin=AdminService(api_keys),
-        analytics=AnalyticsService(
-            analyst_store, settings.analytics_row_cap, byte_cap=settings.analytics_byte_cap,
-            per_analyst=settings.analytics_per_analyst,
-            per_process=settings.analytics_per_process,
-        ),
-        catalog=catalog,
-        matches=matches,
-        donations=DonationService(store, catalog, events),
-        profiles=ProfileService(
-            store, catalog, events, nonprofit_changed=matches.nonprofit_changed
-        ),
-        insights=InsightsService(store, catalog, settings.insights_min_group),
-        events=events,
-        models=ModelService(settings.models_dir, settings.promotion_tolerance),
-        served_matches=ServedMatchCounter(store),
-    )
 
 
 class NotJsonError(json.JSONDecodeError):
@@ -272,23 +202,16 @@ class _GraphQLApp(GraphQL[dict[str, Any], None]):
             return exc  # raised by the first resolver that needs to know the caller
 
 
-def create_app(
-    app_settings: AppSettings | None = None,
-    store_settings: StoreSettings | None = None,
-    auth_settings: AuthSettings | None = None,
+def build_app(
+    services: Services,
+    store: GraphStore,
+    app_settings: AppSettings,
+    metrics: ApiMetrics,
+    close: Callable[[], None],
     graphiql_defaults: GraphiQLDefaults | None = None,  # `make demo` only: holds a token
 ) -> Starlette:
-    app_settings = app_settings or AppSettings()
-    store_settings = store_settings or StoreSettings()
-    metrics = ApiMetrics()
-    store = CountingStore(open_store(store_settings), metrics.store_queries)
-    events = event_bus(app_settings, store_settings)
-    analyst_store = open_analytics_store(
-        store_settings.model_copy(update={"timeout_s": app_settings.analytics_timeout_s})
-    )
-    services = build_services(
-        store, analyst_store, app_settings, auth_settings or AuthSettings(), events
-    )
+    """The Starlette app over services built elsewhere (entrypoints.bootstrap): `store` is
+    pinged by /readyz, and `close` runs at shutdown."""
     limiter = RateLimiter(app_settings.rate_limit_per_minute)
     ide = graphiql(defaults=graphiql_defaults)
     schema = build_schema(app_settings, limiter, metrics)
@@ -363,9 +286,7 @@ def create_app(
         async with metrics.runtime.running():  # event-loop lag monitor, GC pause callback
             yield
         blas.restore_original_limits()
-        store.close()
-        analyst_store.close()
-        events.close()
+        close()
 
     app = Starlette(
         routes=[

@@ -107,7 +107,7 @@ def test_memory_does_not_grow_with_donations(tmp_path: Path) -> None:
 
 def test_cli_streams(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "donor_match.cli", "etl", "synth", "--stream", "--out",
+        [sys.executable, "-m", "entrypoints.cli", "etl", "synth", "--stream", "--out",
          str(tmp_path / "out"), "--donors", "300", "--nonprofits", "30", "--donations", "2000"],
         env=dict(os.environ), capture_output=True, text=True, timeout=120, check=False,
     )

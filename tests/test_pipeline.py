@@ -25,7 +25,7 @@ from graph_model.artifacts import CURRENT
 from graph_store import GraphStore, StoreSettings, open_store, statement
 from mlops.drift import DriftReport, Feedback, drift_report, export, psi
 
-CLI = [sys.executable, "-m", "donor_match.cli"]
+CLI = [sys.executable, "-m", "entrypoints.cli"]
 STEPS = ["snapshot", "validate", "train", "evaluate", "gate", "register", "promote"]
 
 
