@@ -36,7 +36,7 @@ from donor_match.services.auth import Principal, UnauthenticatedError
 from donor_match.services.rate_limit import RateLimiter
 from donor_match.settings import AppSettings
 from graph_store import GraphStore, StoreError
-from graphql_api.context import Services
+from graphql_api.context import Context, Services
 from graphql_api.execution import time_resolvers
 from graphql_api.graphiql import GraphiQLDefaults, graphiql
 from graphql_api.limits import BodySizeLimit, SubscriptionSlots
@@ -81,7 +81,7 @@ def json_depth_over(value: object, limit: int) -> bool:
     return False
 
 
-class _GraphQLApp(GraphQL[dict[str, Any], None]):
+class _GraphQLApp(GraphQL[Context, None]):
     def __init__(
         self,
         services: Services,
@@ -158,34 +158,31 @@ class _GraphQLApp(GraphQL[dict[str, Any], None]):
             )
         await response(scope, receive, send)
 
-    async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
+    async def get_context(self, request: Any, response: Any) -> Context:
         client = request.client.host if request.client else "unknown"
-        context = {
-            "request": request,
-            "response": response,
-            "services": self._services,
-            "metrics": self._metrics,
-            "client": f"ip:{client}",
-            "subscription_slots": self._subscription_slots,
-            # A subscription's context lives as long as it does: no cache, or it would go stale.
-            "nonprofit_loader": nonprofit_loader(
-                self._services.catalog, cache=not isinstance(request, WebSocket)
-            ),
-            "initiative_loader": initiative_loader(
-                self._services.catalog, cache=not isinstance(request, WebSocket)
-            ),
-        }
+        # A subscription's context lives as long as it does: no cache, or it would go stale.
+        cache = not isinstance(request, WebSocket)
+        context = Context(
+            request=request,
+            response=response,
+            services=self._services,
+            metrics=self._metrics,
+            client=f"ip:{client}",
+            subscription_slots=self._subscription_slots,
+            nonprofit_loader=nonprofit_loader(self._services.catalog, cache=cache),
+            initiative_loader=initiative_loader(self._services.catalog, cache=cache),
+        )
         if not isinstance(request, WebSocket):
-            context["principal"] = await self._authenticate(
+            context.authenticated = await self._authenticate(
                 request.headers.get("authorization"), request.headers.get("x-api-key")
             )
         return context
 
-    async def on_ws_connect(self, context: dict[str, Any]) -> None:
+    async def on_ws_connect(self, context: Context) -> None:
         # Browsers cannot set headers on a WebSocket: credentials come in connection_init.
-        params = context.get("connection_params") or {}
-        headers = context["request"].headers
-        context["principal"] = await self._authenticate(
+        params = context.connection_params or {}
+        headers = context.request.headers
+        context.authenticated = await self._authenticate(
             params.get("Authorization") or headers.get("authorization"),
             params.get("X-API-Key") or headers.get("x-api-key"),
         )
