@@ -10,6 +10,7 @@ import typer
 
 from donor_match.settings import AppSettings
 from entrypoints.cli.common import console, open_graph
+from etl.synth import SynthConfig
 from graph_store import GraphStore, StoreSettings, open_store
 
 if TYPE_CHECKING:
@@ -22,12 +23,12 @@ app = typer.Typer(help="Data into the graph, snapshots out of it.", no_args_is_h
 @app.command("synth")
 def etl_synth(
     out: Annotated[Path, typer.Option(help="Directory for the Parquet tables.")],
-    donors: int = 2000,
-    nonprofits: int = 200,
-    causes: int = 12,
-    regions: int = 10,
-    donations: int = 30_000,
-    seed: int = 7,
+    donors: int = SynthConfig.donors,
+    nonprofits: int = SynthConfig.nonprofits,
+    causes: int = SynthConfig.causes,
+    regions: int = SynthConfig.regions,
+    donations: int = SynthConfig.donations,
+    seed: int = SynthConfig.seed,
     stream: Annotated[
         bool,
         typer.Option(help="Stream in constant memory (millions of rows) with contact details, "
@@ -35,28 +36,23 @@ def etl_synth(
     ] = False,
 ) -> None:
     """Generate a seeded synthetic graph as canonical Parquet tables."""
+    try:
+        config = SynthConfig(donors=donors, nonprofits=nonprofits, causes=causes,
+                             regions=regions, donations=donations, seed=seed)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     if stream:
         from etl.progress import RichProgress
-        from etl.synth_stream import StreamConfig
-        from etl.synth_stream import stream as stream_tables
+        from etl.synth import stream as stream_graph
 
-        try:
-            stream_config = StreamConfig(donors=donors, nonprofits=nonprofits, causes=causes,
-                                  regions=regions, donations=donations, seed=seed)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from exc
         with RichProgress(console, "synth") as progress:
-            counts = stream_tables(stream_config, out, progress.advance)
+            counts = stream_graph(config, out, progress.advance)
         console.print(f"wrote {', '.join(f'{n} {k}' for k, n in counts.items())} to {out}")
         return
 
     from etl.snapshot import write_snapshot
-    from etl.synth import SynthConfig, generate
+    from etl.synth import generate
 
-    try:
-        config = SynthConfig(donors, nonprofits, causes, regions, donations, seed)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
     tables = generate(config)
     write_snapshot(tables, out)
     console.print(f"wrote {', '.join(f'{t.num_rows} {n}' for n, t in tables.items())} to {out}")

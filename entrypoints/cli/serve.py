@@ -16,6 +16,7 @@ from entrypoints.cli.common import console, open_graph, progress_bars
 from entrypoints.cli.etl import anonymize_graph, load_options, run_load
 from entrypoints.cli.model import promote_new, train_and_promote, train_version
 from entrypoints.cli.store import start_local_store
+from etl.synth import SynthConfig
 from graph_model.config import TrainConfig
 from graphql_api.graphiql import GraphiQLDefaults
 
@@ -35,16 +36,16 @@ def serve(
 
 
 def demo(
-    donors: int = 2000,
-    nonprofits: int = 200,
-    donations: int = 30_000,
+    donors: int = SynthConfig.donors,
+    nonprofits: int = SynthConfig.nonprofits,
+    donations: int = SynthConfig.donations,
     steps: int = TrainConfig.steps,
     serve_api: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
 ) -> None:
     """Start the embedded store, load a synthetic graph, train, and serve GraphiQL."""
     from etl.anonymize import AnonymizeSettings
     from etl.loader import load_tables
-    from etl.synth import SynthConfig, generate
+    from etl.synth import generate
 
     settings = Settings.load()
     start_local_store(settings.store)
