@@ -324,7 +324,7 @@ def main() -> None:
                "DONOR_MATCH_RATE_LIMIT_PER_MINUTE": "1000000",
                "DONOR_MATCH_REDIS_URL": f"redis://:{password}@127.0.0.1:{events.port}/0"}
         api = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "graphql_api.app:create_app",
+            [sys.executable, "-m", "uvicorn", "--factory", "entrypoints.asgi:create_app",
              "--host", "127.0.0.1", "--port", str(port), "--workers", "2", "--log-level",
              "warning", "--http", "graphql_api.server:HeaderTimeoutProtocol"],
             env=env, stdout=subprocess.DEVNULL, stderr=(work / "api.log").open("wb"))

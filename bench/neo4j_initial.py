@@ -32,7 +32,7 @@ import psutil
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from etl.synth_stream import StreamConfig, stream
+from etl.synth import SynthConfig, stream
 from etl.writer import complete, merge_statement
 from graph_store import StoreSettings, open_store, statement
 from graph_store.local_neo4j import LocalNeo4j
@@ -130,7 +130,7 @@ def main() -> None:
                            "runs": {m: [] for m in methods}}
     with tempfile.TemporaryDirectory(prefix="neo4j-initial-") as tmp:
         data = Path(tmp) / "data"
-        stream(StreamConfig(donors=donors, nonprofits=nonprofits, donations=args.donations),
+        stream(SynthConfig(donors=donors, nonprofits=nonprofits, donations=args.donations),
                data)
         batches = {e: _batches(data, e, args.batch_size)
                    for e in ("regions", "nonprofits", *TIMED)}

@@ -279,7 +279,7 @@ def main() -> None:
            "DONOR_MATCH_JWT_SECRET": jwt_secret, "DONOR_MATCH_API_PORT": str(port),
            "DONOR_MATCH_API_HOST": "127.0.0.1",
            "DONOR_MATCH_RATE_LIMIT_PER_MINUTE": "1000000"}
-    api = subprocess.Popen([sys.executable, "-m", "donor_match.cli", "serve"], env=env,
+    api = subprocess.Popen([sys.executable, "-m", "entrypoints.cli", "serve"], env=env,
                            stdout=subprocess.DEVNULL, stderr=(work / "api.log").open("wb"))
     report: dict[str, Any] = {}
     try:

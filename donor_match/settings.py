@@ -13,7 +13,7 @@ class AppSettings(BaseSettings):
     snapshots_dir: Path = Field(
         Path("var/snapshots"), validation_alias="DONOR_MATCH_SNAPSHOTS_DIR"
     )
-    # Model lifecycle (graph_model.tracking, graph_model.registry, donor_match.pipeline, drift).
+    # Model lifecycle (graph_model.tracking, graph_model.registry, mlops.pipeline, mlops.drift).
     # MLflow's own variable; a SQLite store because MLflow 3 retired its plain-file store.
     mlflow_tracking_uri: str = Field(
         "sqlite:///var/mlflow/mlflow.db", validation_alias="MLFLOW_TRACKING_URI"

@@ -9,5 +9,5 @@ writer       batched UNWIND ... MERGE with lineage (`load_id`)
 loader       trusted tables (synthetic data, tests) straight into the graph
 snapshot     content-hashed training snapshots; export: full-graph exports
 anonymize    the anonymized analyst graph
-synth, synth_stream   seeded synthetic data (in memory; streamed at scale)
+synth        seeded synthetic graphs, one config: small in memory, or streamed at scale
 """

@@ -114,21 +114,12 @@ class LoadReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "load_id": self.load_id,
-            "run_id": self.run_id,
-            "status": self.status,
-            "failure": self.failure,
-            "error": self.error,
+            **asdict(self),
             "entities": {
                 name: {**asdict(e), "rows_per_s": round(e.rows_per_s, 1)}
                 for name, e in self.entities.items()
             },
-            "notes": self.notes,
             "directory": str(self.directory) if self.directory else None,
-            "rejects": self.rejects,
-            "resumed_batches": self.resumed_batches,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
             "seconds": round(self.seconds, 3),
         }
 

@@ -1,4 +1,6 @@
-"""The ASGI application: GraphQL (with GraphiQL and graphql-transport-ws) plus health probes."""
+"""The ASGI application: GraphQL (with GraphiQL and graphql-transport-ws) plus health probes.
+
+Built over services wired elsewhere: `entrypoints.asgi.create_app` is the factory uvicorn runs."""
 
 from __future__ import annotations
 
@@ -8,10 +10,9 @@ import ipaddress
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import quote
 
 import anyio
 import orjson
@@ -31,28 +32,11 @@ from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from threadpoolctl import threadpool_limits
 
-from donor_match.services.admin import AdminService
-from donor_match.services.analytics import AnalyticsService
-from donor_match.services.auth import (
-    ApiKeyService,
-    AuthService,
-    Principal,
-    TokenService,
-    UnauthenticatedError,
-)
-from donor_match.services.catalog import CatalogService
-from donor_match.services.donations import DonationService
-from donor_match.services.events import EventBus, InMemoryEventBus, RedisEventBus
-from donor_match.services.insights import InsightsService
-from donor_match.services.matching import MatchService
-from donor_match.services.models import ModelService
-from donor_match.services.profiles import ProfileService
+from donor_match.services.auth import Principal, UnauthenticatedError
 from donor_match.services.rate_limit import RateLimiter
-from donor_match.services.served_matches import ServedMatchCounter
-from donor_match.services.served_model import ServedModel
-from donor_match.settings import AppSettings, AuthSettings
-from graph_store import GraphStore, StoreError, StoreSettings, open_analytics_store, open_store
-from graphql_api.context import Services
+from donor_match.settings import AppSettings
+from graph_store import GraphStore, StoreError
+from graphql_api.context import Context, Services
 from graphql_api.execution import time_resolvers
 from graphql_api.graphiql import GraphiQLDefaults, graphiql
 from graphql_api.http import PlainPostView
@@ -61,13 +45,11 @@ from graphql_api.loaders import initiative_loader, nonprofit_loader
 from graphql_api.observability import (
     PHASE_SERIALIZATION,
     ApiMetrics,
-    CountingStore,
     RequestIdMiddleware,
     RequestPhasesMiddleware,
     add_phase,
 )
 from graphql_api.schema import build_schema
-from graphql_api.server import with_header_timeout
 
 
 def is_loopback(host: str) -> bool:
@@ -75,62 +57,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def uvicorn_options(settings: AppSettings) -> dict[str, Any]:
-    """What uvicorn needs beyond the app (`donor-match serve`; deploy/Dockerfile's CMD says the
-    same): X-Forwarded-For only from the configured ingress, WebSocket messages no larger
-    than a request body (uvicorn's default is 16 MiB), and a bound on receiving headers."""
-    return {
-        "proxy_headers": True,
-        "forwarded_allow_ips": settings.forwarded_allow_ips,
-        "ws_max_size": settings.max_body_bytes,
-        "http": with_header_timeout(settings.header_read_timeout_s),
-    }
-
-
-def event_bus(settings: AppSettings, store_settings: StoreSettings) -> EventBus:
-    url = settings.redis_url
-    if url is None and store_settings.backend == "falkordb":
-        password = quote(store_settings.falkordb_secret(), safe="")
-        url = f"redis://:{password}@{store_settings.falkordb_host}:{store_settings.falkordb_port}/0"
-    return RedisEventBus(url) if url else InMemoryEventBus()
-
-
-def build_services(
-    store: GraphStore,
-    analyst_store: GraphStore,
-    settings: AppSettings,
-    auth_settings: AuthSettings,
-    events: EventBus,
-) -> Services:
-    model = ServedModel(settings.models_dir)
-    catalog = CatalogService(store)
-    api_keys = ApiKeyService(store)
-    matches = MatchService(
-        store, catalog, model, settings.max_matches, events,
-        impact_weight=settings.impact_weight, needs_refresh_s=settings.needs_refresh_s,
-        page_rows_ttl_s=settings.page_rows_ttl_s,
-    )
-    return Services(
-        auth=AuthService(TokenService(auth_settings), api_keys),
-        admin=AdminService(api_keys),
-        analytics=AnalyticsService(
-            analyst_store, settings.analytics_row_cap, byte_cap=settings.analytics_byte_cap,
-            per_analyst=settings.analytics_per_analyst,
-            per_process=settings.analytics_per_process,
-        ),
-        catalog=catalog,
-        matches=matches,
-        donations=DonationService(store, catalog, events),
-        profiles=ProfileService(
-            store, catalog, events, nonprofit_changed=matches.nonprofit_changed
-        ),
-        insights=InsightsService(store, catalog, settings.insights_min_group),
-        events=events,
-        models=ModelService(settings.models_dir, settings.promotion_tolerance),
-        served_matches=ServedMatchCounter(store),
-    )
 
 
 class NotJsonError(json.JSONDecodeError):
@@ -156,7 +82,7 @@ def json_depth_over(value: object, limit: int) -> bool:
     return False
 
 
-class _GraphQLApp(PlainPostView, GraphQL[dict[str, Any], None]):
+class _GraphQLApp(PlainPostView, GraphQL[Context, None]):
     def __init__(
         self,
         services: Services,
@@ -234,34 +160,31 @@ class _GraphQLApp(PlainPostView, GraphQL[dict[str, Any], None]):
             )
         await response(scope, receive, send)
 
-    async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
+    async def get_context(self, request: Any, response: Any) -> Context:
         client = request.client.host if request.client else "unknown"
-        context = {
-            "request": request,
-            "response": response,
-            "services": self._services,
-            "metrics": self._metrics,
-            "client": f"ip:{client}",
-            "subscription_slots": self._subscription_slots,
-            # A subscription's context lives as long as it does: no cache, or it would go stale.
-            "nonprofit_loader": nonprofit_loader(
-                self._services.catalog, cache=not isinstance(request, WebSocket)
-            ),
-            "initiative_loader": initiative_loader(
-                self._services.catalog, cache=not isinstance(request, WebSocket)
-            ),
-        }
+        # A subscription's context lives as long as it does: no cache, or it would go stale.
+        cache = not isinstance(request, WebSocket)
+        context = Context(
+            request=request,
+            response=response,
+            services=self._services,
+            metrics=self._metrics,
+            client=f"ip:{client}",
+            subscription_slots=self._subscription_slots,
+            nonprofit_loader=nonprofit_loader(self._services.catalog, cache=cache),
+            initiative_loader=initiative_loader(self._services.catalog, cache=cache),
+        )
         if not isinstance(request, WebSocket):
-            context["principal"] = await self._authenticate(
+            context.authenticated = await self._authenticate(
                 request.headers.get("authorization"), request.headers.get("x-api-key")
             )
         return context
 
-    async def on_ws_connect(self, context: dict[str, Any]) -> None:
+    async def on_ws_connect(self, context: Context) -> None:
         # Browsers cannot set headers on a WebSocket: credentials come in connection_init.
-        params = context.get("connection_params") or {}
-        headers = context["request"].headers
-        context["principal"] = await self._authenticate(
+        params = context.connection_params or {}
+        headers = context.request.headers
+        context.authenticated = await self._authenticate(
             params.get("Authorization") or headers.get("authorization"),
             params.get("X-API-Key") or headers.get("x-api-key"),
         )
@@ -278,23 +201,16 @@ class _GraphQLApp(PlainPostView, GraphQL[dict[str, Any], None]):
             return exc  # raised by the first resolver that needs to know the caller
 
 
-def create_app(
-    app_settings: AppSettings | None = None,
-    store_settings: StoreSettings | None = None,
-    auth_settings: AuthSettings | None = None,
+def build_app(
+    services: Services,
+    store: GraphStore,
+    app_settings: AppSettings,
+    metrics: ApiMetrics,
+    close: Callable[[], None],
     graphiql_defaults: GraphiQLDefaults | None = None,  # `make demo` only: holds a token
 ) -> Starlette:
-    app_settings = app_settings or AppSettings()
-    store_settings = store_settings or StoreSettings()
-    metrics = ApiMetrics()
-    store = CountingStore(open_store(store_settings), metrics.store_queries)
-    events = event_bus(app_settings, store_settings)
-    analyst_store = open_analytics_store(
-        store_settings.model_copy(update={"timeout_s": app_settings.analytics_timeout_s})
-    )
-    services = build_services(
-        store, analyst_store, app_settings, auth_settings or AuthSettings(), events
-    )
+    """The Starlette app over services built elsewhere (entrypoints.bootstrap): `store` is
+    pinged by /readyz, and `close` runs at shutdown."""
     limiter = RateLimiter(app_settings.rate_limit_per_minute)
     ide = graphiql(defaults=graphiql_defaults)
     schema = build_schema(app_settings, limiter, metrics)
@@ -369,9 +285,7 @@ def create_app(
         async with metrics.runtime.running():  # event-loop lag monitor, GC pause callback
             yield
         blas.restore_original_limits()
-        store.close()
-        analyst_store.close()
-        events.close()
+        close()
 
     app = Starlette(
         routes=[

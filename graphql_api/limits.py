@@ -22,13 +22,14 @@ from graphql import (
     ValidationRule,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from donor_match.errors import InvalidInputError
+from donor_match.services.auth import Principal
 from donor_match.services.rate_limit import RateLimitedError, RateLimiter
+from graphql_api.context import Context
 
 
 def cost_rule(max_cost: int, page_size: int) -> type[ValidationRule]:
@@ -85,20 +86,18 @@ def _multiplier(field: FieldNode, page_size: int) -> int:
     return 1
 
 
-def caller_key(context: dict[str, Any]) -> str:
+def caller_key(context: Context) -> str:
     """Whose budget a request spends: the principal's, else the client address's."""
-    caller = context.get("principal")
-    if hasattr(caller, "role"):
-        return f"{caller.role}:{caller.subject}"  # type: ignore[union-attr]
-    return str(context["client"])
+    caller = context.authenticated
+    if isinstance(caller, Principal):
+        return f"{caller.role}:{caller.subject}"
+    return context.client
 
 
 class SubscriptionSlots:
     """Subscriptions open at once, per socket, per caller and per process: each holds a queue
     and, for matches, a page recomputed per event. (Strawberry's own per-connection limit
     answers without a code; it stays as a backstop above this one.)"""
-
-    SOCKET_KEY = "open_subscriptions"  # in the connection's context, which its operations share
 
     def __init__(self, per_socket: int, per_caller: int, per_process: int) -> None:
         self._per_socket = per_socket
@@ -108,10 +107,11 @@ class SubscriptionSlots:
         self._lock = threading.Lock()
 
     @contextmanager
-    def hold(self, context: dict[str, Any]) -> Iterator[None]:
+    def hold(self, context: Context) -> Iterator[None]:
+        # A WebSocket's operations share its context: its count there is the socket's.
         key = caller_key(context)
         with self._lock:
-            if context.get(self.SOCKET_KEY, 0) >= self._per_socket:
+            if context.open_subscriptions >= self._per_socket:
                 raise RateLimitedError(
                     f"at most {self._per_socket} subscriptions open at once per socket"
                 )
@@ -122,12 +122,12 @@ class SubscriptionSlots:
             if sum(self._open.values()) >= self._per_process:
                 raise RateLimitedError("this server has no room for more subscriptions; retry")
             self._open[key] = self._open.get(key, 0) + 1
-            context[self.SOCKET_KEY] = context.get(self.SOCKET_KEY, 0) + 1
+            context.open_subscriptions += 1
         try:
             yield
         finally:
             with self._lock:
-                context[self.SOCKET_KEY] -= 1
+                context.open_subscriptions -= 1
                 self._open[key] -= 1
                 if not self._open[key]:
                     del self._open[key]
@@ -165,8 +165,9 @@ class SubscriptionsNeedWebSocket(SchemaExtension):
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
-        if context.operation_type is OperationType.SUBSCRIPTION and not isinstance(
-            context.context.get("request"), WebSocket
+        if (
+            context.operation_type is OperationType.SUBSCRIPTION
+            and not context.context.over_websocket
         ):
             error = InvalidInputError("subscriptions need a WebSocket (graphql-transport-ws)")
             context.result = ExecutionResult(

@@ -23,7 +23,7 @@ from donor_match.services.auth import Role
 from donor_match.services.catalog import NonprofitQuery
 from donor_match.services.rate_limit import RateLimiter
 from donor_match.settings import AppSettings
-from graphql_api.context import principal, services
+from graphql_api.context import Context
 from graphql_api.errors import ErrorCodes, log_errors
 from graphql_api.execution import PlainFieldExecution
 from graphql_api.limits import RateLimit, SubscriptionsNeedWebSocket, cost_rule
@@ -55,7 +55,7 @@ from graphql_api.types import (
     encode_cursor,
 )
 
-Ctx = Info[Any, Any]
+Ctx = Info[Context, None]
 
 
 @strawberry.type
@@ -63,12 +63,14 @@ class Query:
     @strawberry.field(description="A donor by id; NOT_FOUND if unknown.")
     async def donor(self, info: Ctx, id: strawberry.ID) -> Donor:
         return Donor.of(
-            await run_in_threadpool(services(info).catalog.donor_profile, principal(info), id)
+            await run_in_threadpool(
+                info.context.services.catalog.donor_profile, info.context.principal(), id
+            )
         )
 
     @strawberry.field(description="A nonprofit by id; NOT_FOUND if unknown.")
     async def nonprofit(self, info: Ctx, id: strawberry.ID) -> Nonprofit:
-        return Nonprofit.of(await run_in_threadpool(services(info).catalog.nonprofit, id))
+        return Nonprofit.of(await run_in_threadpool(info.context.services.catalog.nonprofit, id))
 
     @strawberry.field(description="Nonprofits by id, filtered, as a cursor connection.")
     async def nonprofits(
@@ -81,9 +83,9 @@ class Query:
         query = filter.query() if filter else NonprofitQuery()
         after_id = decode_cursor(after) if after else None
         ids, has_next = await run_in_threadpool(
-            services(info).catalog.nonprofit_page, query, first, after_id
+            info.context.services.catalog.nonprofit_page, query, first, after_id
         )
-        nodes = await info.context["nonprofit_loader"].load_many(ids)
+        nodes = await info.context.nonprofit_loader.load_many(ids)
         edges = [NonprofitEdge(cursor=encode_cursor(n.id), node=n) for n in nodes if n]
         return NonprofitConnection(
             edges=edges,
@@ -99,7 +101,7 @@ class Query:
         self, info: Ctx, cypher: str, params: JSON | None = None
     ) -> AnalyticsResult:
         result = await run_in_threadpool(
-            services(info).analytics.query, principal(info), cypher, params
+            info.context.services.analytics.query, info.context.principal(), cypher, params
         )
         return AnalyticsResult(
             columns=result.columns, rows=cast(list[JSON], result.rows), truncated=result.truncated
@@ -110,17 +112,17 @@ class Query:
     )
     async def nonprofit_insights(self, info: Ctx, id: strawberry.ID) -> NonprofitInsights:
         found = await run_in_threadpool(
-            services(info).insights.for_nonprofit, principal(info), id
+            info.context.services.insights.for_nonprofit, info.context.principal(), id
         )
         return NonprofitInsights.of(found)
 
     @strawberry.field(description="Every cause, by name.")
     async def causes(self, info: Ctx) -> list[Cause]:
-        return [Cause.of(c) for c in await run_in_threadpool(services(info).catalog.causes)]
+        return [Cause.of(c) for c in await run_in_threadpool(info.context.services.catalog.causes)]
 
     @strawberry.field(description="A cause by id; NOT_FOUND if unknown.")
     async def cause(self, info: Ctx, id: strawberry.ID) -> Cause:
-        return Cause.of(await run_in_threadpool(services(info).catalog.cause, id))
+        return Cause.of(await run_in_threadpool(info.context.services.catalog.cause, id))
 
     @strawberry.field(
         description="The donor's best nonprofits from the served model, re-ranked by impact and "
@@ -142,8 +144,8 @@ class Query:
             tuple(filter.regions) if filter.regions is not None else None,
         )
         found = await run_in_thread(
-            services(info).matches.matches,
-            principal(info),
+            info.context.services.matches.matches,
+            info.context.principal(),
             donor_id,
             first,
             only,
@@ -151,9 +153,9 @@ class Query:
             after,
             impact_weight,
         )
-        info.context["metrics"].matches_served.inc(len(found))
-        model = services(info).matches.model
-        services(info).served_matches.add(model.version if model else None, len(found))
+        info.context.metrics.matches_served.inc(len(found))
+        model = info.context.services.matches.model
+        info.context.services.served_matches.add(model.version if model else None, len(found))
         return Match.served(found)
 
 
@@ -165,8 +167,8 @@ class Mutation:
     )
     async def record_donation(self, info: Ctx, input: RecordDonationInput) -> Donation:
         donation = await run_in_threadpool(
-            services(info).donations.record,
-            principal(info),
+            info.context.services.donations.record,
+            info.context.principal(),
             input.donor_id,
             input.nonprofit_id,
             input.amount,
@@ -180,8 +182,8 @@ class Mutation:
         self, info: Ctx, donor_id: strawberry.ID, input: DonorPreferencesInput
     ) -> Donor:
         donor = await run_in_threadpool(
-            services(info).profiles.set_donor_preferences,
-            principal(info),
+            info.context.services.profiles.set_donor_preferences,
+            info.context.principal(),
             donor_id,
             input.cause_ids,
             input.region_id,
@@ -192,7 +194,8 @@ class Mutation:
     @strawberry.mutation(description="Create or replace a nonprofit's own profile and needs.")
     async def upsert_nonprofit(self, info: Ctx, input: NonprofitProfileInput) -> Nonprofit:
         nonprofit = await run_in_threadpool(
-            services(info).profiles.upsert_nonprofit, principal(info), input.profile()
+            info.context.services.profiles.upsert_nonprofit, info.context.principal(),
+            input.profile(),
         )
         return Nonprofit.of(nonprofit)
 
@@ -201,20 +204,24 @@ class Mutation:
         self, info: Ctx, nonprofit_id: strawberry.ID, funding_need: float | None
     ) -> Nonprofit:
         nonprofit = await run_in_threadpool(
-            services(info).profiles.set_funding_need, principal(info), nonprofit_id, funding_need
+            info.context.services.profiles.set_funding_need, info.context.principal(),
+            nonprofit_id, funding_need,
         )
         return Nonprofit.of(nonprofit)
 
     @strawberry.mutation(description="Create or replace one of a nonprofit's own initiatives.")
     async def upsert_initiative(self, info: Ctx, input: InitiativeInput) -> Initiative:
         initiative = await run_in_threadpool(
-            services(info).profiles.upsert_initiative, principal(info), input.draft()
+            info.context.services.profiles.upsert_initiative, info.context.principal(),
+            input.draft(),
         )
         return Initiative.of(initiative)
 
     @strawberry.mutation(description="Remove one of a nonprofit's own initiatives.")
     async def delete_initiative(self, info: Ctx, id: strawberry.ID) -> bool:
-        await run_in_threadpool(services(info).profiles.delete_initiative, principal(info), id)
+        await run_in_threadpool(
+            info.context.services.profiles.delete_initiative, info.context.principal(), id
+        )
         return True
 
     @strawberry.mutation(description="What the donor did with a match; kept as training signal.")
@@ -222,20 +229,24 @@ class Mutation:
         self, info: Ctx, match_id: strawberry.ID, action: FeedbackAction
     ) -> bool:
         await run_in_threadpool(
-            services(info).matches.record_feedback, principal(info), match_id, action
+            info.context.services.matches.record_feedback, info.context.principal(), match_id,
+            action,
         )
         return True
 
     @strawberry.mutation(description="Admins: issue an API key (shown once) for an integrator.")
     async def create_api_key(self, info: Ctx, subject: str, role: KeyRole) -> ApiKey:
         issued = await run_in_threadpool(
-            services(info).admin.create_api_key, principal(info), subject, Role(role.value)
+            info.context.services.admin.create_api_key, info.context.principal(), subject,
+            Role(role.value),
         )
         return ApiKey(id=strawberry.ID(issued.id), key=issued.key)
 
     @strawberry.mutation(description="Admins: revoke an API key; it stops working at once.")
     async def revoke_api_key(self, info: Ctx, id: strawberry.ID) -> bool:
-        await run_in_threadpool(services(info).admin.revoke_api_key, principal(info), id)
+        await run_in_threadpool(
+            info.context.services.admin.revoke_api_key, info.context.principal(), id
+        )
         return True
 
     @strawberry.mutation(
@@ -244,7 +255,7 @@ class Mutation:
     )
     async def promote_model(self, info: Ctx, version: str) -> ModelPromotion:
         change = await run_in_threadpool(
-            services(info).models.promote, principal(info), version
+            info.context.services.models.promote, info.context.principal(), version
         )
         return ModelPromotion(
             version=change.version, previous=change.previous, changed=change.action != "unchanged"
@@ -257,8 +268,9 @@ class Subscription:
     async def donation_recorded(
         self, info: Ctx, nonprofit_id: strawberry.ID
     ) -> AsyncGenerator[Donation, None]:
-        with info.context["subscription_slots"].hold(info.context):
-            async for donation in services(info).donations.feed(principal(info), nonprofit_id):
+        with info.context.subscription_slots.hold(info.context):
+            feed = info.context.services.donations.feed(info.context.principal(), nonprofit_id)
+            async for donation in feed:
                 yield Donation.of(donation)
 
     @strawberry.subscription(
@@ -267,16 +279,19 @@ class Subscription:
     async def matches_updated(
         self, info: Ctx, donor_id: strawberry.ID, first: int = 10
     ) -> AsyncGenerator[list[Match], None]:
-        with info.context["subscription_slots"].hold(info.context):
-            async for found in services(info).matches.updates(principal(info), donor_id, first):
+        with info.context.subscription_slots.hold(info.context):
+            updates = info.context.services.matches.updates(
+                info.context.principal(), donor_id, first
+            )
+            async for found in updates:
                 yield Match.served(found)
 
     @strawberry.subscription(description="A nonprofit's profile, each time it changes.")
     async def nonprofit_updated(
         self, info: Ctx, id: strawberry.ID
     ) -> AsyncGenerator[Nonprofit, None]:
-        with info.context["subscription_slots"].hold(info.context):
-            async for nonprofit in services(info).profiles.nonprofit_updates(id):
+        with info.context.subscription_slots.hold(info.context):
+            async for nonprofit in info.context.services.profiles.nonprofit_updates(id):
                 yield Nonprofit.of(nonprofit)
 
 

@@ -8,12 +8,14 @@ from typing import cast
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types import Info
 
 from donor_match import domain
 from donor_match.errors import InvalidInputError
 from donor_match.services import insights, matching
 from donor_match.services.catalog import NonprofitQuery
 from donor_match.services.profiles import InitiativeDraft, NonprofitProfile
+from graphql_api.context import Context
 
 
 @strawberry.type
@@ -90,8 +92,8 @@ class Nonprofit:
     funding_need: float | None = strawberry.field(description="Unmet funding it asks for.")
 
     @strawberry.field(description="Its initiatives by id (batched across nonprofits).")
-    async def initiatives(self, info: strawberry.Info) -> list[Initiative]:
-        found = await info.context["initiative_loader"].load(self.id)
+    async def initiatives(self, info: Info[Context, None]) -> list[Initiative]:
+        found = await info.context.initiative_loader.load(self.id)
         return [Initiative.of(i) for i in found]
 
     @classmethod
@@ -164,8 +166,8 @@ class Donation:
     timestamp: int = strawberry.field(description="Seconds since the Unix epoch, UTC.")
 
     @strawberry.field(description="The nonprofit given to (batched across donations).")
-    async def nonprofit(self, info: strawberry.Info) -> Nonprofit | None:
-        return await info.context["nonprofit_loader"].load(self.nonprofit_id)
+    async def nonprofit(self, info: Info[Context, None]) -> Nonprofit | None:
+        return await info.context.nonprofit_loader.load(self.nonprofit_id)
 
     @classmethod
     def of(cls, donation: domain.Donation) -> Donation:

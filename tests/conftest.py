@@ -28,6 +28,7 @@ from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role, TokenService
 from donor_match.settings import AppSettings, AuthSettings
+from entrypoints.asgi import create_app
 from etl.loader import load_tables
 from etl.snapshot import export_snapshot
 from etl.synth import SynthConfig, generate
@@ -37,7 +38,6 @@ from graph_model.train import train
 from graph_store import GraphStore, Statement, StoreSettings, open_store
 from graph_store.embedded import EmbeddedFalkorDB
 from graph_store.local_neo4j import LocalNeo4j
-from graphql_api.app import create_app
 
 
 def free_port() -> int:

@@ -12,10 +12,10 @@ from starlette.testclient import TestClient
 from donor_match.services import analytics
 from donor_match.services.analytics import refusal
 from donor_match.services.auth import Role
+from entrypoints.asgi import create_app
 from etl.loader import load_tables
 from etl.synth import SynthConfig, generate
 from graph_store import Statement, StoreForbiddenError, open_analytics_store, open_store
-from graphql_api.app import create_app
 
 # The API end to end on the production store as well as on the embedded one.
 pytestmark = pytest.mark.backends("falkordb", "neo4j")

@@ -15,10 +15,10 @@ from donor_match.services.analytics import AnalyticsService
 from donor_match.services.auth import Principal, Role
 from donor_match.services.cypher_check import refusal
 from donor_match.services.rate_limit import RateLimitedError
+from entrypoints.asgi import create_app
 from etl.loader import load_tables
 from etl.synth import SynthConfig, generate
 from graph_store import GraphStore, Row, Statement, open_analytics_store, open_store
-from graphql_api.app import create_app
 
 ANALYST_GRAPH = SynthConfig(donors=40, nonprofits=8, causes=4, regions=3, donations=200, seed=9)
 QUERY = "query($c: String!, $p: JSON) { analyticsQuery(cypher: $c, params: $p) "

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
-from graphql_api.app import create_app
+from entrypoints.asgi import create_app
 
 # The API end to end on the production store as well as on the embedded one.
 pytestmark = pytest.mark.backends("falkordb", "neo4j")

@@ -25,8 +25,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from donor_match.services.auth import Role
 from donor_match.settings import AppSettings
+from entrypoints.asgi import create_app, uvicorn_options
 from graph_store import StoreSettings
-from graphql_api.app import create_app, uvicorn_options
 from graphql_api.observability import MAX_OPERATION_LABELS
 
 REMOTE = ("203.0.113.9", 50000)  # a documentation address: anyone on the network

@@ -13,29 +13,23 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
-PACKAGES = ("graph_store", "etl", "graph_model", "donor_match", "graphql_api")
+PACKAGES = ("graph_store", "etl", "graph_model", "mlops", "donor_match", "graphql_api",
+            "entrypoints")
 
-# Each rule: (importing module prefix, imported module prefixes it must not import).
+# Each rule: (importing module prefix, imported module prefixes it must not import). From the top:
+# entrypoints -> graphql_api -> donor_match.services -> graph_store; etl -> graph_store; the model
+# side (graph_model, and its batch jobs in mlops) never reaches the services or the API.
 RULES: list[tuple[str, tuple[str, ...]]] = [
-    ("graph_store", ("etl", "graph_model", "donor_match", "graphql_api")),
-    ("etl", ("graph_model", "donor_match", "graphql_api")),
-    ("graph_model", ("donor_match.services", "graphql_api")),
-    ("donor_match.services", ("graphql_api", "donor_match.cli")),
-    ("graphql_api", ("donor_match.cli",)),
-    # The CLI, jobs and domain modules sit beside the services in `donor_match`; none but the
-    # CLI may reach up into the API.
-    ("donor_match", ("graphql_api",)),
+    ("graph_store", ("etl", "graph_model", "mlops", "donor_match", "graphql_api", "entrypoints")),
+    ("etl", ("graph_model", "mlops", "donor_match", "graphql_api", "entrypoints")),
+    ("graph_model", ("mlops", "donor_match.services", "graphql_api", "entrypoints")),
+    ("mlops", ("donor_match.services", "graphql_api", "entrypoints")),
+    ("donor_match", ("mlops", "graphql_api", "entrypoints")),
+    ("graphql_api", ("mlops", "entrypoints")),
 ]
 
 # Imports that break a rule today, each with why it is tolerated: (importer, imported).
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("donor_match.cli", "graphql_api.app"):
-        "`serve` (and `demo`, `quickstart` through it) starts the ASGI app: an entry point",
-    ("donor_match.cli", "graphql_api.observability"):
-        "`serve` sets up the API's JSON logging before starting uvicorn: an entry point",
-    ("donor_match.cli", "graphql_api.graphiql"):
-        "`demo` and `quickstart` open GraphiQL on their sample query and donor token",
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def _module_name(path: Path) -> str:
@@ -77,6 +71,7 @@ def test_the_scan_sees_the_imports_it_judges() -> None:
     """Guards the scanner itself: a scan that found nothing would pass every rule."""
     imports = project_imports()
     assert ("graphql_api.app", "donor_match.settings") in imports
+    assert ("entrypoints.asgi", "graphql_api.app") in imports
     assert any(_under(a, "etl") and _under(b, "graph_store") for a, b in imports)
     assert set(EXCEPTIONS) <= imports, "an exception names an import that no longer exists"
 
@@ -165,3 +160,76 @@ def test_the_diagram_arrows_are_the_real_imports() -> None:
         "README's diagram is out of date: "
         f"missing arrows {sorted(real - drawn)}, arrows without an import {sorted(drawn - real)}"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The ways in: commands translate arguments; settings travel as objects.
+
+CLI = REPO / "entrypoints" / "cli"
+
+
+def _command_names() -> set[str]:
+    """Functions registered as CLI commands: decorated `@x.command(...)`, or registered in
+    entrypoints/cli/__init__.py as `app.command()(module.function)`."""
+    names: set[str] = set()
+    for path in CLI.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.FunctionDef) and any(
+                isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute)
+                and d.func.attr == "command" for d in node.decorator_list
+            ):
+                names.add(node.name)
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Call)
+                  and isinstance(node.func.func, ast.Attribute)
+                  and node.func.func.attr == "command"):
+                names |= {a.attr if isinstance(a, ast.Attribute) else getattr(a, "id", "")
+                          for a in node.args}
+    return names
+
+
+def test_no_command_calls_another_command() -> None:
+    commands = _command_names()
+    assert {"store_start", "etl_anonymize", "model_promote", "train", "serve", "demo"} <= commands
+    calls = sorted(
+        f"{path.relative_to(REPO)}:{node.lineno} calls {name}"
+        for path in CLI.glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Call)
+        and (name := getattr(node.func, "id", None) or getattr(node.func, "attr", None))
+        in commands
+    )
+    assert not calls, "share a plain function instead: " + "; ".join(calls)
+
+
+# Writes to os.environ that are allowed, each with why: (module, variable).
+ENVIRON_WRITES = {
+    ("graph_model", "TF_USE_LEGACY_KERAS"): "TF-GNN needs Keras 2, chosen before TensorFlow loads",
+}
+
+
+def test_nothing_rewrites_the_environment() -> None:
+    """Settings are passed as objects; a child process gets its environment explicitly."""
+    writes = set()
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                target = None
+                if isinstance(node, ast.Assign | ast.AugAssign):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    target = next((t for t in targets if isinstance(t, ast.Subscript)
+                                   and ast.unparse(t.value) == "os.environ"), None)
+                    key = ast.unparse(target.slice).strip("'\"") if target else None
+                elif isinstance(node, ast.Call) and ast.unparse(node.func) in {
+                    "os.environ.update", "os.environ.setdefault", "os.putenv",
+                    "os.environ.pop", "os.unsetenv",
+                }:
+                    key = ast.unparse(node.args[0]).strip("'\"") if node.args else "?"
+                    target = node
+                if target is not None:
+                    writes.add((_module_name(path), key))
+    assert ("graph_model", "TF_USE_LEGACY_KERAS") in writes, "the scan found no write at all"
+    unexpected = sorted(
+        (module, key) for module, key in writes
+        if not any(_under(module, m) and key == k for m, k in ENVIRON_WRITES)
+    )
+    assert not unexpected, f"os.environ written by {unexpected}: pass settings objects instead"

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from typer.testing import CliRunner
 
 import graph_model  # noqa: F401  (selects tf_keras before TensorFlow loads)
-from donor_match.cli import app
+from entrypoints.cli import app
 from graph_model.benchmark.dataset import DatasetError, load_dataset
 from graph_model.benchmark.filters import GFCF, propagate, spectral
 from graph_model.benchmark.harness import BenchmarkConfig, run_benchmark

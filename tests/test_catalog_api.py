@@ -10,9 +10,9 @@ from conftest import LOOPBACK, TEST_AUTH, ServedGraph
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
+from entrypoints.asgi import create_app
 from etl.snapshot import export_tables
 from graph_store import open_store
-from graphql_api.app import create_app
 
 PAGE = """
 query Page($filter: NonprofitFilter, $first: Int!, $after: String) {

@@ -11,7 +11,7 @@ from conftest import free_port
 
 from graph_store import Statement, StoreSettings, open_analytics_store
 
-CLI = [sys.executable, "-m", "donor_match.cli"]
+CLI = [sys.executable, "-m", "entrypoints.cli"]
 
 
 def run(

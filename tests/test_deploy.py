@@ -35,7 +35,7 @@ import pytest
 import typer.main
 import yaml
 
-from donor_match.cli import app as cli_app
+from entrypoints.cli import app as cli_app
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -274,7 +274,7 @@ def test_dockerfile_builds_a_wheel_and_runs_it_as_non_root() -> None:
     health = _healthcheck_command()
     assert health[:2] == ["python", "-c"] and "/healthz" in health[2]
     cmd = _cmd()
-    assert cmd[:3] == ["uvicorn", "--factory", "graphql_api.app:create_app"]
+    assert cmd[:3] == ["uvicorn", "--factory", "entrypoints.asgi:create_app"]
     assert "--workers" not in cmd, "the worker count comes from WEB_CONCURRENCY"
     env = " ".join(rest for kw, rest in runtime if kw == "ENV")
     assert "WEB_CONCURRENCY=" in env

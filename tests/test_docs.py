@@ -104,9 +104,9 @@ def test_readme_example_query_runs_on_the_schema_and_its_answer_has_its_shape() 
     answer shown has exactly the fields it selects, and the demo prints the same selection."""
     from graphql import parse, validate
 
-    from donor_match.cli import SAMPLE_QUERY
     from donor_match.services.rate_limit import RateLimiter
     from donor_match.settings import AppSettings
+    from entrypoints.cli.serve import SAMPLE_QUERY
     from graphql_api.observability import ApiMetrics
     from graphql_api.schema import build_schema
 

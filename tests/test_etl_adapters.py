@@ -173,7 +173,7 @@ def test_cli_loads_each_source_kind(
 ) -> None:
     env = store_env(store_settings)
     done = subprocess.run(
-        [sys.executable, "-m", "donor_match.cli", "etl", "load", "--format", fmt,
+        [sys.executable, "-m", "entrypoints.cli", "etl", "load", "--format", fmt,
          "--max-reject-rate", "0.5", "--json", str(path)],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )

@@ -176,7 +176,7 @@ def test_helpers() -> None:
 def test_cli_anonymize(graphs: tuple[GraphStore, GraphStore, Tables],
                        store_settings: StoreSettings) -> None:
     env = store_env(store_settings)
-    command = [sys.executable, "-m", "donor_match.cli", "etl", "anonymize", "--json"]
+    command = [sys.executable, "-m", "entrypoints.cli", "etl", "anonymize", "--json"]
     missing = subprocess.run(command, env={**env, "DONOR_MATCH_ANON_SECRET": ""},
                              capture_output=True, text=True, timeout=120, check=False)
     assert missing.returncode == 2 and "DONOR_MATCH_ANON_SECRET" in missing.stderr

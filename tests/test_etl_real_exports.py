@@ -317,7 +317,7 @@ def test_irs_bmf_without_state_or_ntee_columns(store: GraphStore, tmp_path: Path
 
 
 def _cli(store_settings: StoreSettings, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "donor_match.cli", "etl", "load", *args],
+    return subprocess.run([sys.executable, "-m", "entrypoints.cli", "etl", "load", *args],
                           env=store_env(store_settings), capture_output=True, text=True,
                           timeout=120, check=False)
 

@@ -122,7 +122,7 @@ def test_snapshots_ignore_lineage(store_settings: StoreSettings, tmp_path: Path)
 
 
 def _cli_load(path: Path) -> list[str]:
-    return [sys.executable, "-m", "donor_match.cli", "etl", "load", str(path),
+    return [sys.executable, "-m", "entrypoints.cli", "etl", "load", str(path),
             "--batch-size", str(KILL_BATCH), "--json"]
 
 

@@ -288,7 +288,7 @@ def test_cli_load_prints_json_and_exits_3_over_the_reject_rate(
     store_settings: StoreSettings, tmp_path: Path
 ) -> None:
     env = store_env(store_settings)
-    command = [sys.executable, "-m", "donor_match.cli", "etl", "load", "--format", "csv",
+    command = [sys.executable, "-m", "entrypoints.cli", "etl", "load", "--format", "csv",
                "--mapping", str(CRM_MAPPING), "--json", str(FIXTURES / "crm")]
     strict = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120,
                             check=False)

@@ -17,10 +17,10 @@ import pytest
 
 from etl.snapshot import content_hash
 from etl.sources import open_source
-from etl.synth_stream import StreamConfig, stream
+from etl.synth import SynthConfig, stream
 from etl.validate import Validator
 
-CONFIG = StreamConfig(donors=3_000, nonprofits=200, causes=10, regions=8, donations=40_000,
+CONFIG = SynthConfig(donors=3_000, nonprofits=200, causes=10, regions=8, donations=40_000,
                       seed=3, chunk=7_000)
 
 
@@ -41,7 +41,7 @@ def test_seeded_and_reproducible(tables: dict, tmp_path: Path) -> None:
     stream(CONFIG, tmp_path / "again")
     same = {k: v for k, v in tables.items() if not k.startswith("_")}
     assert content_hash(read(tmp_path / "again")) == content_hash(same)
-    stream(StreamConfig(**{**CONFIG.__dict__, "seed": 4}), tmp_path / "other")
+    stream(SynthConfig(**{**CONFIG.__dict__, "seed": 4}), tmp_path / "other")
     assert content_hash(read(tmp_path / "other")) != content_hash(same)
 
 
@@ -92,7 +92,7 @@ def test_shape_seasonality_recurring_cold_start_heavy_tails(tables: dict) -> Non
 
 def test_memory_does_not_grow_with_donations(tmp_path: Path) -> None:
     def peak(donations: int) -> int:
-        config = StreamConfig(donors=1_000, nonprofits=100, donations=donations, seed=1,
+        config = SynthConfig(donors=1_000, nonprofits=100, donations=donations, seed=1,
                               chunk=5_000)
         tracemalloc.start()
         try:
@@ -107,10 +107,25 @@ def test_memory_does_not_grow_with_donations(tmp_path: Path) -> None:
 
 def test_cli_streams(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "donor_match.cli", "etl", "synth", "--stream", "--out",
+        [sys.executable, "-m", "entrypoints.cli", "etl", "synth", "--stream", "--out",
          str(tmp_path / "out"), "--donors", "300", "--nonprofits", "30", "--donations", "2000"],
         env=dict(os.environ), capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == 0, done.stderr
     assert pq.read_table(tmp_path / "out" / "donations.parquet").num_rows == 2_000
     assert (tmp_path / "out" / "synth.json").is_file()
+
+
+def test_one_configuration_for_both_ways(tmp_path: Path) -> None:
+    """`generate` and `stream` read the same SynthConfig: from one config they draw the same
+    regions and causes, and as many donors and nonprofits."""
+    from etl.synth import generate
+
+    config = SynthConfig(donors=90, nonprofits=25, causes=7, regions=5, donations=500, seed=12)
+    small = generate(config)
+    stream(config, tmp_path)
+    streamed = read(tmp_path)
+    for name in ("regions", "causes"):
+        assert streamed[name].to_pylist() == small[name].to_pylist(), name
+    for name in ("donors", "nonprofits"):
+        assert streamed[name].num_rows == small[name].num_rows == getattr(config, name)

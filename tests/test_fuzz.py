@@ -33,9 +33,9 @@ from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role, TokenService
 from donor_match.settings import AuthSettings
+from entrypoints.asgi import create_app
 from etl.loader import load_tables
 from graph_store import open_store
-from graphql_api.app import create_app
 
 # Generated operations: 900 valid + 1,200 invalid = 2,100. Valid ones cost about twice as much
 # to generate (they select nested fields), so they get fewer examples to stay near 90 s in all.

@@ -29,7 +29,7 @@ from starlette.routing import Route as StarletteRoute
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
-from graphql_api.app import create_app
+from entrypoints.asgi import create_app
 from graphql_api.graphiql import ASSET_PREFIX, graphiql
 
 

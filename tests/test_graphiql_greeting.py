@@ -17,14 +17,15 @@ from browser.server import serve
 from conftest import TEST_AUTH, free_port
 from starlette.applications import Starlette
 
-from donor_match import cli
 from donor_match.services.auth import Role, TokenService
 from donor_match.settings import AppSettings
+from entrypoints.asgi import create_app
+from entrypoints.bootstrap import Settings
+from entrypoints.cli import serve as cli_serve
 from graph_store import StoreSettings
-from graphql_api.app import create_app
 from graphql_api.graphiql import GraphiQLDefaults
 
-QUERY = cli.SAMPLE_QUERY.format(donor_id="donor-000007")
+QUERY = cli_serve.SAMPLE_QUERY.format(donor_id="donor-000007")
 TOKEN = "header.payload.signature"
 
 
@@ -83,7 +84,7 @@ def test_defaults_cannot_close_the_script(tmp_path: Path) -> None:
 def test_demo_serves_graphiql_with_its_donor_token(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The demo's own wiring: the token `_print_try_it` issues reaches the page `_serve` builds.
+    """The demo's own wiring: the token `print_try_it` issues reaches the page `serve` builds.
     uvicorn.run is intercepted (the test must not bind the demo's port or block), and so is the
     JSON logging set-up (it would take over the test process's logging)."""
     monkeypatch.setenv("DONOR_MATCH_MODELS_DIR", str(tmp_path / "models"))
@@ -92,14 +93,44 @@ def test_demo_serves_graphiql_with_its_donor_token(
     monkeypatch.setenv("DONOR_MATCH_JWT_SECRET", TEST_AUTH.jwt_secret.get_secret_value())
     served: list[Starlette] = []
     monkeypatch.setattr("uvicorn.run", lambda app, **_: served.append(app))
-    monkeypatch.setattr("graphql_api.observability.configure_json_logging", lambda: None)
+    monkeypatch.setattr("entrypoints.asgi.configure_json_logging", lambda: None)
 
-    greeting = cli._print_try_it("donor-000007")
-    cli._serve(None, None, greeting)
+    settings = Settings.load()
+    cli_serve.serve_api_process(settings, graphiql_defaults=cli_serve.print_try_it(
+        settings, "donor-000007"))
 
     query, headers = opening(graphiql_page(served[0]))
     assert query == QUERY
     scheme, token = json.loads(headers)["Authorization"].split()
     assert scheme == "Bearer"
     principal = TokenService(TEST_AUTH).verify(token)
+    assert (principal.subject, principal.role) == ("donor-000007", Role.DONOR)
+
+
+def test_the_demo_signing_key_stays_in_its_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a configured JWT secret the demo makes a throwaway one: the API it serves accepts
+    the token it prints, and the key never enters os.environ (where child processes and later
+    code would inherit it)."""
+    import os
+
+    monkeypatch.setenv("DONOR_MATCH_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("DONOR_MATCH_STORE", "falkordb")
+    monkeypatch.setenv("DONOR_MATCH_FALKORDB_PORT", str(free_port()))
+    monkeypatch.delenv("DONOR_MATCH_JWT_SECRET", raising=False)
+    monkeypatch.delenv("DONOR_MATCH_JWT_JWKS_URL", raising=False)
+    served: list[Starlette] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **_: served.append(app))
+    monkeypatch.setattr("entrypoints.asgi.configure_json_logging", lambda: None)
+
+    settings = cli_serve.with_signing_key(Settings.load())
+    assert settings.auth.jwt_secret.get_secret_value()
+    greeting = cli_serve.print_try_it(settings, "donor-000007")
+    cli_serve.serve_api_process(settings, graphiql_defaults=greeting)
+
+    assert "DONOR_MATCH_JWT_SECRET" not in os.environ
+    principal = served[0].state.services.auth.authenticate(
+        greeting.headers["Authorization"], None
+    )
     assert (principal.subject, principal.role) == ("donor-000007", Role.DONOR)

@@ -9,7 +9,7 @@ from conftest import TEST_AUTH, ServedGraph
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
-from graphql_api.app import create_app
+from entrypoints.asgi import create_app
 
 QUERY = """query($id: ID!) { nonprofitInsights(id: $id) {
   supporterRegions { label donors totalAmount } supporterInterests { label donors totalAmount }

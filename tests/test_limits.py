@@ -9,7 +9,7 @@ from conftest import TEST_AUTH, ServedGraph, error_codes
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
-from graphql_api.app import create_app
+from entrypoints.asgi import create_app
 
 TIGHT = {
     "max_depth": 2,

@@ -10,10 +10,10 @@ from conftest import LOOPBACK, TEST_AUTH, ServedGraph, error_codes, graphql, wai
 from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
+from entrypoints.asgi import create_app
 from graph_model.artifacts import current_artifact_dir, load_artifact
 from graph_model.ranking import explain, haversine_km
 from graph_store import open_store, statement
-from graphql_api.app import create_app
 
 MATCHES = """
 query($d: ID!, $first: Int!, $after: String, $w: Float, $f: MatchFilter) {

@@ -13,9 +13,9 @@ from starlette.testclient import TestClient
 
 from donor_match.services.matching import _NeedIndex
 from donor_match.services.served_model import ServedModel
+from entrypoints.asgi import create_app
 from graph_model.artifacts import ModelArtifact
 from graph_store import GraphStore, open_store, statement
-from graphql_api.app import create_app
 
 
 @pytest.fixture

@@ -10,7 +10,9 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ["graph_store", "etl", "graph_model", "graphql_api", "donor_match"]
+PACKAGES = [
+    "graph_store", "etl", "graph_model", "mlops", "graphql_api", "donor_match", "entrypoints",
+]
 CYPHER_CLAUSE = re.compile(
     r"\b(MATCH|MERGE|CREATE)\s*\(|\bUNWIND\s+\$|\bCREATE\s+(INDEX|CONSTRAINT)\b|\bCALL\s+db\."
 )

@@ -17,15 +17,15 @@ import pyarrow.compute as pc
 import pytest
 from conftest import TINY_GRAPH, ServedGraph, free_port, store_env
 
-from donor_match.drift import DriftReport, Feedback, drift_report, export, psi
 from donor_match.services.served_matches import ServedMatchCounter
 from etl.loader import load_tables
 from etl.snapshot import write_snapshot
 from etl.synth import generate
 from graph_model.artifacts import CURRENT
 from graph_store import GraphStore, StoreSettings, open_store, statement
+from mlops.drift import DriftReport, Feedback, drift_report, export, psi
 
-CLI = [sys.executable, "-m", "donor_match.cli"]
+CLI = [sys.executable, "-m", "entrypoints.cli"]
 STEPS = ["snapshot", "validate", "train", "evaluate", "gate", "register", "promote"]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from conftest import free_port
 
-CLI = [sys.executable, "-m", "donor_match.cli"]
+CLI = [sys.executable, "-m", "entrypoints.cli"]
 
 
 def _write(path: Path, rows: list[dict[str, str]]) -> None:

@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
 from donor_match.services.served_model import ServedModel
+from entrypoints.asgi import create_app
 from etl.snapshot import write_snapshot
 from graph_model.artifacts import (
     CURRENT,
@@ -30,9 +31,8 @@ from graph_model.config import TrainConfig
 from graph_model.registry import GateFailedError, Registry, RegistryError, UnknownVersionError
 from graph_model.tracking import history_series, track_training
 from graph_model.train import train
-from graphql_api.app import create_app
 
-CLI = [sys.executable, "-m", "donor_match.cli"]
+CLI = [sys.executable, "-m", "entrypoints.cli"]
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from pathlib import Path
 from conftest import TEST_AUTH, ServedGraph, free_port
 from starlette.testclient import TestClient
 
+from entrypoints.asgi import create_app
 from graph_store import StoreSettings
 from graph_store.embedded import EmbeddedFalkorDB
-from graphql_api.app import create_app
 
 QUERY = {"query": '{ nonprofit(id: "nonprofit-00001") { id name } }'}
 

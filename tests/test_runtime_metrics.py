@@ -16,8 +16,8 @@ from conftest import TEST_AUTH, ServedGraph
 from prometheus_client import CollectorRegistry
 
 from donor_match.services.auth import Role
+from entrypoints.asgi import create_app
 from graphql_api import observability
-from graphql_api.app import create_app
 from graphql_api.observability import RuntimeMetrics
 
 QUERY = """query Page($d: ID!) { matches(donorId: $d, first: 5) {

@@ -16,8 +16,8 @@ from starlette.testclient import TestClient
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from donor_match.services.served_model import ServedModel
+from entrypoints.asgi import create_app
 from graph_model.artifacts import CURRENT, current_artifact_dir, load_artifact
-from graphql_api.app import create_app
 
 
 def test_served_model_switches_when_current_moves(

@@ -24,7 +24,7 @@ from graph_model.config import TrainConfig
 from graph_model.registry import GateFailedError, Registry
 from graph_model.snapshot import SnapshotError, read_snapshot
 
-CLI = [sys.executable, "-m", "donor_match.cli"]
+CLI = [sys.executable, "-m", "entrypoints.cli"]
 QUICK = TrainConfig(steps=3, eval_every=3, embedding_dim=8, seed=0)
 SMALL = SynthConfig(donors=80, nonprofits=20, causes=4, regions=3, donations=1_200, seed=5)
 
@@ -267,7 +267,8 @@ def test_a_first_version_below_popularity_is_withdrawn_by_train(
     withdraws it when it fails, so a useless first model is not left serving."""
     import typer
 
-    from donor_match import cli
+    from donor_match.settings import AppSettings
+    from entrypoints.cli import model
     from graph_model.artifacts import registry_lock, set_current
 
     name = _copy_with(unevaluated, tmp_path, "v1", test={"pairs": 400, "donors": 90},
@@ -276,7 +277,7 @@ def test_a_first_version_below_popularity_is_withdrawn_by_train(
         set_current(tmp_path, name, action="bootstrap")
     monkeypatch.setenv("DONOR_MATCH_MODELS_DIR", str(tmp_path))
     with pytest.raises(typer.Exit) as info:
-        cli._promote_new(name)
+        model.promote_new(AppSettings(), name)
     assert info.value.exit_code == 3
     assert not (tmp_path / CURRENT).exists()
     assert [e["action"] for e in read_history(tmp_path)] == ["bootstrap", "withdraw"]

@@ -13,9 +13,9 @@ import pytest
 from conftest import LOOPBACK, TEST_AUTH, ServedGraph, error_codes, free_port, graphql
 from starlette.testclient import TestClient
 
+from entrypoints.asgi import create_app
 from graph_store import StoreSettings, StoreUnavailableError, open_store, statement
 from graph_store.embedded import EmbeddedFalkorDB
-from graphql_api.app import create_app
 
 
 @pytest.fixture(scope="module")

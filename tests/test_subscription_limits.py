@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from donor_match.services.auth import Role
 from donor_match.services.events import RedisEventBus
-from graphql_api.app import create_app
+from entrypoints.asgi import create_app
 
 FEED = "subscription($id: ID!) { donationRecorded(nonprofitId: $id) { id amount } }"
 RECORD = """mutation($input: RecordDonationInput!) { recordDonation(input: $input) { id } }"""

@@ -7,13 +7,13 @@ import io
 from rich.console import Console
 from rich.progress import TimeRemainingColumn
 
-from donor_match import cli
+from entrypoints.cli import common
 
 
 def test_the_training_progress_bar_has_an_eta(monkeypatch) -> None:
     out = io.StringIO()
-    monkeypatch.setattr(cli, "console", Console(file=out, width=120, force_terminal=False))
-    progress = cli._progress()
+    monkeypatch.setattr(common, "console", Console(file=out, width=120, force_terminal=False))
+    progress = common.progress_bars()
     assert any(isinstance(column, TimeRemainingColumn) for column in progress.columns)
     with progress:
         task = progress.add_task("train", total=200)

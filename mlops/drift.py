@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -184,18 +184,9 @@ class DriftReport:
     feedback: Feedback
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "model_version": self.model_version,
-            "reference_snapshot": self.reference_snapshot,
-            "snapshot": self.snapshot,
-            "psi": self.psi,
-            "feedback": {
-                "window_s": self.feedback.window_s,
-                "matches_served": self.feedback.matches_served,
-                "events": self.feedback.events,
-                "rates": self.feedback.rates,
-            },
-        }
+        out = asdict(self)
+        out["feedback"]["rates"] = self.feedback.rates
+        return out
 
 
 def drift_report(

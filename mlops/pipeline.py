@@ -56,15 +56,8 @@ class Manifest:
     steps: list[Step] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "started": self.started,
-            "status": self.status,
-            "snapshot_hash": self.snapshot_hash,
-            "version": self.version,
-            "error": self.error,
-            "steps": [asdict(step) for step in self.steps],
-        }
+        # The manifest's own path is where it is written, not part of it.
+        return {key: value for key, value in asdict(self).items() if key != "path"}
 
     def save(self) -> None:
         # Written after every step, via a rename, so a killed run leaves a readable manifest.
