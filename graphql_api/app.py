@@ -30,6 +30,7 @@ from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from threadpoolctl import threadpool_limits
 
+from donor_match.repositories.store import StoreAnalystGraph, store_repositories
 from donor_match.services.admin import AdminService
 from donor_match.services.analytics import AnalyticsService
 from donor_match.services.auth import (
@@ -100,10 +101,11 @@ def build_services(
     events: EventBus,
 ) -> Services:
     model = ServedModel(settings.models_dir)
-    catalog = CatalogService(store)
-    api_keys = ApiKeyService(store)
+    repositories = store_repositories(store)
+    catalog = CatalogService(repositories.catalog)
+    api_keys = ApiKeyService(repositories.api_keys)
     matches = MatchService(
-        store, catalog, model, settings.max_matches, events,
+        repositories.matches, catalog, model, settings.max_matches, events,
         impact_weight=settings.impact_weight, needs_refresh_s=settings.needs_refresh_s,
         page_rows_ttl_s=settings.page_rows_ttl_s,
     )
@@ -111,20 +113,21 @@ def build_services(
         auth=AuthService(TokenService(auth_settings), api_keys),
         admin=AdminService(api_keys),
         analytics=AnalyticsService(
-            analyst_store, settings.analytics_row_cap, byte_cap=settings.analytics_byte_cap,
+            StoreAnalystGraph(analyst_store), settings.analytics_row_cap,
+            byte_cap=settings.analytics_byte_cap,
             per_analyst=settings.analytics_per_analyst,
             per_process=settings.analytics_per_process,
         ),
         catalog=catalog,
         matches=matches,
-        donations=DonationService(store, catalog, events),
+        donations=DonationService(repositories.donations, catalog, events),
         profiles=ProfileService(
-            store, catalog, events, nonprofit_changed=matches.nonprofit_changed
+            repositories.profiles, catalog, events, nonprofit_changed=matches.nonprofit_changed
         ),
-        insights=InsightsService(store, catalog, settings.insights_min_group),
+        insights=InsightsService(repositories.insights, catalog, settings.insights_min_group),
         events=events,
         models=ModelService(settings.models_dir, settings.promotion_tolerance),
-        served_matches=ServedMatchCounter(store),
+        served_matches=ServedMatchCounter(repositories.matches),
     )
 
 
