@@ -8,7 +8,7 @@ methods) and asserts one behaviour on all three. `--backends falkordb` leaves Ne
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,19 +102,37 @@ class Seeded:
     repositories: Repositories
     analyst: AnalystGraph
     kind: str
+    # What the write-only methods left behind, read past the repositories: feedback as
+    # (donor, nonprofit, action, ts, model version), served counts by (hour, model version).
+    feedback: Callable[[], list[tuple[Any, ...]]]
+    served: Callable[[], dict[tuple[int, str], int]]
+
+
+FEEDBACK = Statement(
+    "test/feedback",
+    "MATCH (d:Donor)-[f:FEEDBACK]->(n:Nonprofit) "
+    "RETURN d.id AS d, n.id AS n, f.action AS a, f.ts AS ts, f.model_version AS v",
+)
+SERVED = Statement(
+    "test/served", "MATCH (s:MatchesServed) RETURN s.hour AS h, s.model_version AS v, s.count AS c"
+)
 
 
 @pytest.fixture(params=KINDS)
 def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Seeded]:
     kind = request.param
     if kind == "memory":
+        graph = in_memory()
         yield Seeded(
-            in_memory().repositories(),
+            graph.repositories(),
             InMemoryAnalystGraph(
                 {"RETURN 1 AS one": [{"one": 1}], ANALYST_READ: [{"id": "anon-1"}]},
                 refused=[WRITE],
             ),
             kind,
+            lambda: [(f.donor_id, f.nonprofit_id, f.action, f.ts, f.model_version)
+                     for f in graph.feedback],
+            lambda: dict(graph.served),
         )
         return
     if kind not in request.config.getoption("--backends").split(","):
@@ -133,7 +151,11 @@ def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Seeded]:
             name: pa.Table.from_pylist(rows, schema=TABLE_SCHEMAS[name])
             for name, rows in WORLD.items()
         })
-        yield Seeded(store_repositories(store), StoreAnalystGraph(analyst), kind)
+        yield Seeded(
+            store_repositories(store), StoreAnalystGraph(analyst), kind,
+            lambda: [(r["d"], r["n"], r["a"], r["ts"], r["v"]) for r in store.read(FEEDBACK)],
+            lambda: {(r["h"], r["v"]): r["c"] for r in store.read(SERVED)},
+        )
     finally:
         store.close()
         analyst.close()
@@ -236,8 +258,13 @@ def test_feedback_needs_both_ends(seeded: Seeded) -> None:
     assert matches.record_feedback("ana", "n2", "CLICKED", 1_001, None)
     assert not matches.record_feedback("ana", "n9", "CLICKED", 1_000, "v1")
     assert not matches.record_feedback("nobody", "n2", "CLICKED", 1_000, "v1")
+    assert sorted(seeded.feedback()) == [
+        ("ana", "n2", "CLICKED", 1_000, "v1"), ("ana", "n2", "CLICKED", 1_001, None)
+    ]
     matches.count_served(3_600, "v1", 2)
     matches.count_served(3_600, "v1", 3)
+    matches.count_served(7_200, "v1", 1)
+    assert seeded.served() == {(3_600, "v1"): 5, (7_200, "v1"): 1}
 
 
 # -- profiles --------------------------------------------------------------------------------
