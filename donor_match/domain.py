@@ -3,6 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # its home is donor_match.reasons, which builds on the values here
+    from donor_match.reasons import MatchReasons
+
+
+@dataclass(frozen=True)
+class NonprofitQuery:
+    """Filters on nonprofits; None matches everything."""
+
+    cause_ids: tuple[str, ...] | None = None
+    region_ids: tuple[str, ...] | None = None
+    text: str | None = None
+
+    @property
+    def filters_causes_or_regions(self) -> bool:
+        return self.cause_ids is not None or self.region_ids is not None
+
+    @property
+    def name_contains(self) -> str | None:
+        """The text filter as it applies: stripped, None when blank."""
+        return self.text.strip() if self.text and self.text.strip() else None
 
 
 @dataclass(frozen=True)
@@ -60,11 +82,16 @@ class Initiative:
 
 
 @dataclass(frozen=True)
-class MatchReasons:
-    shared_causes: tuple[Cause, ...]  # the donor's stated or given-to causes the nonprofit serves
-    similar_donors: int  # others who gave where the donor gave and also gave here
-    distance_km: float | None  # donor's region to the nonprofit's region; None when unknown
-    same_region: bool
+class InitiativeDraft:
+    """An initiative as its nonprofit writes it; no id creates a new one."""
+
+    nonprofit_id: str
+    title: str
+    cause_ids: tuple[str, ...]
+    id: str | None = None
+    description: str | None = None
+    funding_goal: float | None = None
+    funding_need: float | None = None  # the unmet part of the goal
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from donor_match.repositories.store import StoreAnalystGraph, store_repositories
 from donor_match.services.admin import AdminService
 from donor_match.services.analytics import AnalyticsService
 from donor_match.services.auth import ApiKeyService, AuthService, TokenService
@@ -68,10 +69,11 @@ def build_services(
 ) -> Services:
     """Every service, each constructed once, sharing the catalog, the event bus and the model."""
     app = settings.app
-    catalog = CatalogService(store)
-    api_keys = ApiKeyService(store)
+    repositories = store_repositories(store)
+    catalog = CatalogService(repositories.catalog)
+    api_keys = ApiKeyService(repositories.api_keys)
     matches = MatchService(
-        store, catalog, model, app.max_matches, events,
+        repositories.matches, catalog, model, app.max_matches, events,
         impact_weight=app.impact_weight, needs_refresh_s=app.needs_refresh_s,
         page_rows_ttl_s=app.page_rows_ttl_s,
     )
@@ -79,19 +81,20 @@ def build_services(
         auth=AuthService(token_service(settings), api_keys),
         admin=AdminService(api_keys),
         analytics=AnalyticsService(
-            analyst_store, app.analytics_row_cap, byte_cap=app.analytics_byte_cap,
-            per_analyst=app.analytics_per_analyst, per_process=app.analytics_per_process,
+            StoreAnalystGraph(analyst_store), app.analytics_row_cap,
+            byte_cap=app.analytics_byte_cap, per_analyst=app.analytics_per_analyst,
+            per_process=app.analytics_per_process,
         ),
         catalog=catalog,
         matches=matches,
-        donations=DonationService(store, catalog, events),
+        donations=DonationService(repositories.donations, catalog, events),
         profiles=ProfileService(
-            store, catalog, events, nonprofit_changed=matches.nonprofit_changed
+            repositories.profiles, catalog, events, nonprofit_changed=matches.nonprofit_changed
         ),
-        insights=InsightsService(store, catalog, app.insights_min_group),
+        insights=InsightsService(repositories.insights, catalog, app.insights_min_group),
         events=events,
         models=ModelService(app.models_dir, app.promotion_tolerance),
-        served_matches=ServedMatchCounter(store),
+        served_matches=ServedMatchCounter(repositories.matches),
     )
 
 

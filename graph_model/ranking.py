@@ -21,14 +21,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from donor_match.domain import Cause
+from donor_match.reasons import Home, MatchReasons
+from donor_match.reasons import explain as explain_match
 
-def _check_weight(weight: float) -> None:
-    if not 0.0 <= weight <= 1.0 or not np.isfinite(weight):
-        raise ValueError(f"impact weight must be within [0, 1], got {weight}")
+
+def check_weight(weight: float, name: str = "impact weight") -> None:
+    """ValueError naming `name` unless `weight` is a finite number in [0, 1]: the one rule for an
+    impact weight, offline and in the API (which names its argument, `impactWeight`)."""
+    if not (math.isfinite(weight) and 0.0 <= weight <= 1.0):
+        raise ValueError(f"{name} must be within [0, 1], got {weight}")
 
 
 def relative_probability(scores: np.ndarray) -> np.ndarray:
@@ -74,7 +79,7 @@ def impact_adjusted(scores: np.ndarray, impact: np.ndarray, weight: float) -> np
     and stays -inf. impact: (nonprofits,) in [0, 1]. weight: in [0, 1]. Returns an array of the
     shape of `scores` to rank by (descending).
     """
-    _check_weight(weight)
+    check_weight(weight)
     impact = np.asarray(impact, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
     if impact.shape != scores.shape[-1:]:
@@ -177,74 +182,36 @@ def top_k(scores: np.ndarray, k: int, groups: int = 1024) -> np.ndarray:
     return np.where(np.isfinite(value[best]), column[best], -1)
 
 
-@dataclass(frozen=True)
-class Explanation:
-    """Why a nonprofit was matched to a donor, in terms a donor can check."""
-
-    shared_causes: list[str]  # the donor's stated or given-to causes that the nonprofit serves
-    similar_donors: int  # donors who gave to this nonprofit and share a nonprofit with the donor
-    distance_km: float | None  # donor region to nonprofit region; None when unknown
-    same_region: bool
-
-    def reasons(self) -> list[str]:
-        out = []
-        if self.shared_causes:
-            out.append("shares your causes: " + ", ".join(self.shared_causes))
-        if self.similar_donors:
-            plural = "s" if self.similar_donors != 1 else ""
-            out.append(
-                f"{self.similar_donors} donor{plural} who gave where you gave also gave here"
-            )
-        if self.same_region:
-            out.append("in your region")
-        elif self.distance_km is not None:
-            out.append(f"{self.distance_km:.0f} km away")
-        return out
-
-
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in kilometres (math, not numpy: on Python floats numpy's per-call
-    cost made this 2.9 us against 0.6, once per match of every page)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6371.0088 * math.asin(math.sqrt(a))
-
-
 def explain(
     *,
     donor_causes: Sequence[str],
-    nonprofit_causes: Sequence[str],
+    nonprofit_causes: Sequence[Cause],
     donor_nonprofits: Sequence[str],
     supporters_of: Mapping[str, Sequence[str]],
     nonprofit: str,
     donor: str | None = None,
-    donor_location: tuple[float, float] | None,
-    nonprofit_location: tuple[float, float] | None,
-) -> Explanation:
-    """Explain one match offline from plain data (no store, no model).
+    donor_home: Home,
+    nonprofit_home: Home,
+) -> MatchReasons:
+    """Explain one match offline from plain data (no store, no model), as the API explains it
+    online (donor_match.reasons).
 
     donor_causes: the donor's stated interests plus causes of nonprofits they gave to.
     donor_nonprofits: nonprofits the donor gave to. supporters_of: nonprofit -> donors who gave
     to it. Similar donors are those who gave to one of the donor's nonprofits and also to this
     one (collaborative evidence, the signal the graph model's message passing carries); the
     donor's own id (`donor`) never counts.
-    Locations are (lat, lon) of the donor's and the nonprofit's regions.
     """
-    wanted = set(donor_causes)
-    shared = sorted(cause for cause in set(nonprofit_causes) if cause in wanted)
     peers: set[str] = set()
     for given in donor_nonprofits:
         if given != nonprofit:
             peers.update(supporters_of.get(given, ()))
     if donor is not None:
         peers.discard(donor)
-    similar = len(peers & set(supporters_of.get(nonprofit, ())))
-    if donor_location is None or nonprofit_location is None:
-        distance, same = None, False
-    else:
-        distance = haversine_km(*donor_location, *nonprofit_location)
-        same = donor_location == nonprofit_location
-    return Explanation(
-        shared_causes=shared, similar_donors=similar, distance_km=distance, same_region=same
+    return explain_match(
+        donor_causes=set(donor_causes),
+        nonprofit_causes=nonprofit_causes,
+        similar_donors=len(peers & set(supporters_of.get(nonprofit, ()))),
+        donor_home=donor_home,
+        nonprofit_home=nonprofit_home,
     )

@@ -24,6 +24,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pyarrow.parquet as pq
 
+from donor_match.domain import Cause
+from donor_match.reasons import Home
 from graph_model.calibration import calibrate
 from graph_model.config import TrainConfig
 from graph_model.evaluate import (
@@ -117,6 +119,12 @@ def _explanations(
         r: (lat, lon)
         for r, lat, lon in zip(regions["id"], regions["lat"], regions["lon"], strict=True)
     }
+    causes = pq.read_table(snapshot_dir / "causes.parquet").to_pydict()
+    cause_names = dict(zip(causes["id"], causes["name"], strict=True))
+
+    def home(region: str | None) -> Home:
+        return Home(region, location.get(region) if region is not None else None)
+
     donor_causes: dict[int, list[str]] = {}
     for donor, cause in snapshot.donor_causes:
         donor_causes.setdefault(int(donor), []).append(snapshot.cause_ids[cause])
@@ -147,19 +155,20 @@ def _explanations(
             why = explain(
                 donor=snapshot.donor_ids[donor],
                 donor_causes=sorted(causes),
-                nonprofit_causes=nonprofit_causes.get(int(nonprofit), []),
+                nonprofit_causes=[
+                    Cause(c, cause_names.get(c, c))
+                    for c in nonprofit_causes.get(int(nonprofit), [])
+                ],
                 donor_nonprofits=gave_to,
                 supporters_of=supporters,
                 nonprofit=snapshot.nonprofit_ids[nonprofit],
-                donor_location=location.get(_region(snapshot, snapshot.donor_region[donor])),
-                nonprofit_location=location.get(
-                    _region(snapshot, snapshot.nonprofit_region[nonprofit])
-                ),
+                donor_home=home(_region(snapshot, snapshot.donor_region[donor])),
+                nonprofit_home=home(_region(snapshot, snapshot.nonprofit_region[nonprofit])),
             )
             matches.append(
                 {
                     "nonprofit": snapshot.nonprofit_ids[nonprofit],
-                    "reasons": why.reasons(),
+                    "reasons": why.summary(),
                     **asdict(why),
                 }
             )

@@ -6,6 +6,7 @@ from graph_store.errors import (
     StoreConflictError,
     StoreError,
     StoreForbiddenError,
+    StoreTimeoutError,
     StoreUnavailableError,
 )
 from graph_store.factory import open_analytics_store, open_store
@@ -21,6 +22,7 @@ __all__ = [
     "StoreError",
     "StoreForbiddenError",
     "StoreSettings",
+    "StoreTimeoutError",
     "StoreUnavailableError",
     "open_analytics_store",
     "open_store",

@@ -15,6 +15,7 @@ from graph_store.errors import (
     StoreConflictError,
     StoreError,
     StoreForbiddenError,
+    StoreTimeoutError,
     StoreUnavailableError,
 )
 from graph_store.port import Row
@@ -23,6 +24,7 @@ MISSING_GRAPH = "empty key"
 READ_ONLY = "to be executed only on read-only queries"  # a write sent through GRAPH.RO_QUERY
 # FalkorDB's errors carry no code: this fixed start of the server's message is its code.
 UNIQUE_VIOLATION = "unique constraint violation"
+TIMED_OUT = "query timed out"  # the server stopped a statement at the query's own timeout
 START_HINT = "Start the embedded store with `donor-match store start` (or `make demo`)."
 # Redis refuses writes with this while it cannot write its append-only file.
 CANNOT_PERSIST = "MISCONF"
@@ -191,12 +193,22 @@ class FalkorDBStore:
                     self._uri, "it cannot write to its disk and refuses writes", DISK_HINT
                 ) from exc
             where = statement.name if statement else "schema"
-            refused = (
-                StoreForbiddenError if READ_ONLY in str(exc)
-                else StoreConflictError if str(exc).startswith(UNIQUE_VIOLATION)
-                else StoreError
-            )
-            raise refused(f"{where} failed on {self._uri}: {_first_line(exc)}") from exc
+            detail = _first_line(exc)
+            raise _error_type(str(exc))(
+                f"{where} failed on {self._uri}: {detail}", detail=detail
+            ) from exc
+
+
+def _error_type(message: str) -> type[StoreError]:
+    """The typed error for a server reply: FalkorDB's errors carry no code, so the fixed start
+    (or phrase) of each message the server writes is read here, and nowhere else."""
+    if READ_ONLY in message:
+        return StoreForbiddenError
+    if message.startswith(UNIQUE_VIOLATION):
+        return StoreConflictError
+    if message.lower().startswith(TIMED_OUT):
+        return StoreTimeoutError
+    return StoreError
 
 
 def _plain(value: Any) -> Any:

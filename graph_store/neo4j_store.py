@@ -15,6 +15,7 @@ from graph_store.errors import (
     StoreConflictError,
     StoreError,
     StoreForbiddenError,
+    StoreTimeoutError,
     StoreUnavailableError,
 )
 from graph_store.port import Row
@@ -27,6 +28,11 @@ CHECK_HINT = (
 # A write in a READ session, or beyond the user's privileges (the analyst's reader role).
 REFUSALS = (neo4j.exceptions.Forbidden, neo4j.exceptions.ForbiddenOnReadOnlyDatabase)
 ACCESS_MODE = "Neo.ClientError.Statement.AccessMode"
+# The server stopped a transaction at its timeout (ours, or the server's own limit).
+TIMEOUTS = (
+    "Neo.ClientError.Transaction.TransactionTimedOut",
+    "Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration",
+)
 
 
 class Neo4jStore:
@@ -123,17 +129,24 @@ class Neo4jStore:
             return fn()
         except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.AuthError) as exc:
             raise StoreUnavailableError(self.uri, type(exc).__name__, CHECK_HINT) from exc
-        except neo4j.exceptions.ConstraintError as exc:
-            raise StoreConflictError(
-                f"{where} failed on {self.uri}: {exc.code}: {exc.message}"
-            ) from exc
         except neo4j.exceptions.Neo4jError as exc:
-            refused = isinstance(exc, REFUSALS) or exc.code == ACCESS_MODE
-            raise (StoreForbiddenError if refused else StoreError)(
-                f"{where} failed on {self.uri}: {exc.code}: {exc.message}"
-            ) from exc
+            detail = f"{exc.code}: {exc.message}"
+            message = f"{where} failed on {self.uri}: {detail}"
+            raise _error_type(exc)(message, detail=detail) from exc
         except neo4j.exceptions.DriverError as exc:
-            raise StoreError(f"{where} failed on {self.uri}: {type(exc).__name__}: {exc}") from exc
+            detail = f"{type(exc).__name__}: {exc}"
+            raise StoreError(f"{where} failed on {self.uri}: {detail}", detail=detail) from exc
+
+
+def _error_type(exc: neo4j.exceptions.Neo4jError) -> type[StoreError]:
+    """The typed error for the server's status code (never its message text)."""
+    if isinstance(exc, neo4j.exceptions.ConstraintError):
+        return StoreConflictError
+    if isinstance(exc, REFUSALS) or exc.code == ACCESS_MODE:
+        return StoreForbiddenError
+    if exc.code in TIMEOUTS:
+        return StoreTimeoutError
+    return StoreError
 
 
 TEMPORAL = (neo4j.time.Date, neo4j.time.DateTime, neo4j.time.Time, neo4j.time.Duration)

@@ -9,7 +9,7 @@ from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 
 from donor_match.errors import DomainError
-from graph_store import InvalidParameterError, StoreUnavailableError
+from graph_store.errors import InvalidParameterError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 # The caller's own mistakes: anyone can send them at will, so they are logged one line each at

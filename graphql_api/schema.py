@@ -21,6 +21,7 @@ from strawberry.types import ExecutionContext, Info
 
 from donor_match.services.auth import Role
 from donor_match.services.catalog import NonprofitQuery
+from donor_match.services.ids import decode_nonprofit_cursor, encode_nonprofit_cursor
 from donor_match.services.rate_limit import RateLimiter
 from donor_match.settings import AppSettings
 from graphql_api.context import Context
@@ -51,8 +52,6 @@ from graphql_api.types import (
     NonprofitProfileInput,
     PageInfo,
     RecordDonationInput,
-    decode_cursor,
-    encode_cursor,
 )
 
 Ctx = Info[Context, None]
@@ -81,12 +80,12 @@ class Query:
         after: str | None = None,
     ) -> NonprofitConnection:
         query = filter.query() if filter else NonprofitQuery()
-        after_id = decode_cursor(after) if after else None
+        after_id = decode_nonprofit_cursor(after) if after else None
         ids, has_next = await run_in_threadpool(
             info.context.services.catalog.nonprofit_page, query, first, after_id
         )
         nodes = await info.context.nonprofit_loader.load_many(ids)
-        edges = [NonprofitEdge(cursor=encode_cursor(n.id), node=n) for n in nodes if n]
+        edges = [NonprofitEdge(cursor=encode_nonprofit_cursor(n.id), node=n) for n in nodes if n]
         return NonprofitConnection(
             edges=edges,
             page_info=PageInfo(

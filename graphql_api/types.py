@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from enum import Enum
 from typing import cast
 
@@ -10,8 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from donor_match import domain
-from donor_match.errors import InvalidInputError
+from donor_match import domain, reasons
 from donor_match.services import insights, matching
 from donor_match.services.catalog import NonprofitQuery
 from donor_match.services.profiles import InitiativeDraft, NonprofitProfile
@@ -124,8 +122,8 @@ class MatchReasons:
     @strawberry.field(description="The reasons as short sentences.")
     def summary(self) -> list[str]:
         # Written only when asked for: most pages show the structured reasons alone. `self` is
-        # the service's domain.MatchReasons (see `Match`).
-        return matching.reason_text(cast(domain.MatchReasons, self))
+        # the service's own donor_match.reasons.MatchReasons (see `Match`).
+        return cast(reasons.MatchReasons, self).summary()
 
 
 # Served as the matching service's own domain.Match, with the domain's Nonprofit, MatchReasons
@@ -245,24 +243,6 @@ class NonprofitEdge:
 class NonprofitConnection:
     edges: list[NonprofitEdge]
     page_info: PageInfo
-
-
-CURSOR_PREFIX = "nonprofit:"
-
-
-def encode_cursor(nonprofit_id: str) -> str:
-    return base64.urlsafe_b64encode((CURSOR_PREFIX + nonprofit_id).encode()).decode()
-
-
-def decode_cursor(cursor: str) -> str:
-    """The nonprofit id inside an opaque cursor; BAD_USER_INPUT for anything else."""
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (ValueError, UnicodeError) as exc:
-        raise InvalidInputError(f"after: {cursor!r} is not a cursor from this API") from exc
-    if not text.startswith(CURSOR_PREFIX):
-        raise InvalidInputError(f"after: {cursor!r} is not a cursor from this API")
-    return text.removeprefix(CURSOR_PREFIX)
 
 
 @strawberry.input

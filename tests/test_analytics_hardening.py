@@ -11,6 +11,7 @@ from conftest import TEST_AUTH, ServedGraph, error_codes
 from starlette.testclient import TestClient
 
 from donor_match.errors import UnavailableError
+from donor_match.repositories.store import StoreAnalystGraph
 from donor_match.services.analytics import AnalyticsService
 from donor_match.services.auth import Principal, Role
 from donor_match.services.cypher_check import refusal
@@ -121,7 +122,7 @@ class HeldStore:
 def test_each_analyst_runs_a_few_queries_at_a_time(served_graph: ServedGraph) -> None:
     real = open_analytics_store(served_graph.store_settings)
     held = HeldStore(real)
-    service = AnalyticsService(held, 10, per_analyst=2, per_process=3)
+    service = AnalyticsService(StoreAnalystGraph(held), 10, per_analyst=2, per_process=3)
     ana, bob = Principal("ana", Role.ANALYST), Principal("bob", Role.ANALYST)
     answers: list[object] = []
 
@@ -159,7 +160,7 @@ def test_a_missing_analyst_graph_is_unavailable_and_says_what_to_run(
     )
     store = open_analytics_store(settings)
     try:
-        service = AnalyticsService(store, 10)
+        service = AnalyticsService(StoreAnalystGraph(store), 10)
         with pytest.raises(UnavailableError, match="donor-match etl anonymize"):
             service.query(Principal("ana", Role.ANALYST), "MATCH (d:Donor) RETURN d", None)
     finally:

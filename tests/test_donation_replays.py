@@ -11,6 +11,7 @@ from conftest import ServedGraph, error_codes, graphql, wait_for
 from starlette.testclient import TestClient
 
 from donor_match.errors import ConflictError
+from donor_match.repositories.store import StoreDonations
 from donor_match.services.auth import Principal, Role
 from donor_match.services.donations import DonationService
 from donor_match.services.events import InMemoryEventBus
@@ -174,8 +175,8 @@ def test_a_lost_race_is_classified_against_the_winner(
     violation = constraint_violation(served_store, donation_id)
 
     def service() -> DonationService:
-        return DonationService(FirstWriteLosesRace(served_store, violation), catalog,
-                               InMemoryEventBus())
+        racing = StoreDonations(FirstWriteLosesRace(served_store, violation))
+        return DonationService(racing, catalog, InMemoryEventBus())
 
     # The winner's own replay, having lost the race to itself: the gift, unchanged.
     replay = service().record(Principal(owner, Role.DONOR), owner, nonprofit, 5.0, donation_id)

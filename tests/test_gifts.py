@@ -6,6 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from donor_match.reasons import Home
 from graph_model.gifts import Supporters
 from graph_model.ranking import explain
 
@@ -51,8 +52,8 @@ def test_similar_donors_match_the_offline_explanation(
             supporters_of=supporters_of,
             nonprofit=str(candidate),
             donor=None if donor is None else str(donor),
-            donor_location=None,
-            nonprofit_location=None,
+            donor_home=Home(None),
+            nonprofit_home=Home(None),
         ).similar_donors
         for candidate in candidates
     ]

@@ -12,6 +12,7 @@ from conftest import ServedGraph
 from starlette.testclient import TestClient
 
 from donor_match.errors import DomainError
+from donor_match.repositories.store import StoreProfiles
 from donor_match.services.auth import ForbiddenError, Principal, Role
 from donor_match.services.events import InMemoryEventBus
 from donor_match.services.profiles import InitiativeDraft, ProfileService
@@ -58,7 +59,7 @@ def test_racing_nonprofits_never_share_an_initiative(
     cause = served_graph.tables["causes"].column("id")[0].as_py()
     initiative_id = f"race-{uuid.uuid4()}"
     profiles = ProfileService(
-        BothCheckBeforeEitherWrites(served_store, len(racers)),
+        StoreProfiles(BothCheckBeforeEitherWrites(served_store, len(racers))),
         client.app.state.services.catalog,
         InMemoryEventBus(),
     )

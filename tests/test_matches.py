@@ -9,10 +9,11 @@ import pytest
 from conftest import LOOPBACK, TEST_AUTH, ServedGraph, error_codes, graphql, wait_for
 from starlette.testclient import TestClient
 
+from donor_match.reasons import Home, haversine_km
 from donor_match.services.auth import Role
 from entrypoints.asgi import create_app
 from graph_model.artifacts import current_artifact_dir, load_artifact
-from graph_model.ranking import explain, haversine_km
+from graph_model.ranking import explain
 from graph_store import open_store, statement
 
 MATCHES = """
@@ -111,8 +112,8 @@ def test_similar_donors_are_counted_in_the_graph_the_served_model_learned_from(
             supporters_of=supporters_of,
             nonprofit=nonprofit,
             donor=donor,
-            donor_location=None,
-            nonprofit_location=None,
+            donor_home=Home(None),
+            nonprofit_home=Home(None),
         ).similar_donors
 
     before = {m["nonprofit"]["id"]: m for m in matches(client, served_graph, donor, 10)}

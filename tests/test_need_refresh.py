@@ -11,6 +11,7 @@ import pytest
 from conftest import TEST_AUTH, ServedGraph, wait_for
 from starlette.testclient import TestClient
 
+from donor_match.repositories.store import StoreMatches
 from donor_match.services.matching import _NeedIndex
 from donor_match.services.served_model import ServedModel
 from entrypoints.asgi import create_app
@@ -42,7 +43,7 @@ def test_the_background_refresh_computes_the_impact_requests_rank_with(
 ) -> None:
     positions = {n: i for i, n in enumerate(model.nonprofit_ids)}
     nonprofit = model.nonprofit_ids[-3]
-    index = _NeedIndex(served_store, refresh_s=0.05)
+    index = _NeedIndex(StoreMatches(served_store), refresh_s=0.05)
     first = index.impact(model, positions)
     first.multiplier(0.5)  # a weight requests ranked with
     set_need = statement("api/set_funding_need")
@@ -76,7 +77,7 @@ def test_a_refresh_that_changes_nothing_keeps_the_impact(
     # A change within the overlap window: every refresh for the next minute reads it again.
     served_store.write(set_need, {"id": nonprofit, "funding_need": 123.0, "now": int(time.time())})
     try:
-        index = _NeedIndex(served_store, refresh_s=0.05)
+        index = _NeedIndex(StoreMatches(served_store), refresh_s=0.05)
         first = index.impact(model, positions)
         assert first.needs.get(nonprofit) == 123.0
         for _ in range(3):

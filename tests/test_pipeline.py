@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pytest
 from conftest import TINY_GRAPH, ServedGraph, free_port, store_env
 
+from donor_match.repositories.store import StoreMatches
 from donor_match.services.served_matches import ServedMatchCounter
 from etl.loader import load_tables
 from etl.snapshot import write_snapshot
@@ -89,7 +90,7 @@ def test_pipeline_runs_end_to_end_and_again_without_training(
     assert len(list((tmp_path / "models").glob("2*"))) == 1
 
     # Drift of the same graph: no shift; the feedback rate from the graph's counts.
-    served = ServedMatchCounter(store, flush_interval_s=3600)
+    served = ServedMatchCounter(StoreMatches(store), flush_interval_s=3600)
     served.add(version, 8)
     served.add(version, 2)
     served.flush()

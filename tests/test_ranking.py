@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from donor_match.domain import Cause
+from donor_match.reasons import Home, haversine_km
 from graph_model.ranking import (
     explain,
-    haversine_km,
     impact_adjusted,
     impact_multiplier,
     impact_of,
@@ -143,32 +144,47 @@ def test_explain_names_shared_causes_similar_donors_and_distance() -> None:
     why = explain(
         donor="me",
         donor_causes=["health", "water"],
-        nonprofit_causes=["water", "arts", "health"],
+        nonprofit_causes=[
+            Cause("water", "Water"), Cause("arts", "Arts"), Cause("health", "Health")
+        ],
         donor_nonprofits=["n1"],
         supporters_of=supporters,
         nonprofit="n2",
-        donor_location=(40.0, -74.0),
-        nonprofit_location=(41.0, -74.0),
+        donor_home=Home("r1", (40.0, -74.0)),
+        nonprofit_home=Home("r2", (41.0, -74.0)),
     )
-    assert why.shared_causes == ["health", "water"]
+    assert [c.id for c in why.shared_causes] == ["health", "water"]
     assert why.similar_donors == 2  # ann and bob gave to n1 (like me) and to n2
     assert why.distance_km == pytest.approx(111.2, abs=0.1)  # one degree of latitude
-    assert why.reasons() == [
-        "shares your causes: health, water",
+    assert why.summary() == [
+        "shares your causes: Health, Water",
         "2 donors who gave where you gave also gave here",
         "111 km away",
     ]
     cold = explain(
         donor_causes=[],
-        nonprofit_causes=["arts"],
+        nonprofit_causes=[Cause("arts", "Arts")],
         donor_nonprofits=[],
         supporters_of=supporters,
         nonprofit="n3",
-        donor_location=(40.0, -74.0),
-        nonprofit_location=(40.0, -74.0),
+        donor_home=Home("r1", (40.0, -74.0)),
+        nonprofit_home=Home("r1", (40.0, -74.0)),
     )
-    assert (cold.shared_causes, cold.similar_donors, cold.same_region) == ([], 0, True)
-    assert cold.reasons() == ["in your region"]
+    assert (cold.shared_causes, cold.similar_donors, cold.same_region) == ((), 0, True)
+    assert cold.summary() == ["in your region"]
+    # Same region means the same region, online and offline: not merely the same coordinates,
+    # and never for an unknown one.
+    twin = explain(
+        donor_causes=[], nonprofit_causes=[], donor_nonprofits=[], supporters_of={},
+        nonprofit="n3", donor_home=Home("r1", (40.0, -74.0)),
+        nonprofit_home=Home("r9", (40.0, -74.0)),
+    )
+    assert (twin.same_region, twin.distance_km) == (False, 0.0)
+    unknown = explain(
+        donor_causes=[], nonprofit_causes=[], donor_nonprofits=[], supporters_of={},
+        nonprofit="n3", donor_home=Home(None), nonprofit_home=Home(None),
+    )
+    assert (unknown.same_region, unknown.distance_km, unknown.summary()) == (False, None, [])
     assert haversine_km(0.0, 0.0, 0.0, 180.0) == pytest.approx(20015.1, abs=0.1)
 
 

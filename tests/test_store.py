@@ -22,6 +22,7 @@ from graph_store import (
     StoreError,
     StoreForbiddenError,
     StoreSettings,
+    StoreTimeoutError,
     StoreUnavailableError,
     open_analytics_store,
     open_store,
@@ -112,6 +113,24 @@ def test_failed_statement_raises_store_error_without_driver_types(store: GraphSt
     with pytest.raises(StoreError) as raised:
         store.write(bad, {"rows": "not a list"})
     assert bad.name in str(raised.value)
+
+
+def test_a_statement_past_the_timeout_raises_the_timeout_type(
+    store: GraphStore, store_settings: StoreSettings
+) -> None:
+    """Each adapter maps the server's own timeout (a code, or FalkorDB's fixed message) onto one
+    type, and its `detail` holds the server's words without the store's address."""
+    store.write(Statement("test/probes", "UNWIND range(1, 1000) AS i CREATE (:Probe {i: i})"))
+    hurried = open_store(store_settings.model_copy(update={"timeout_s": 0.05}))
+    # A billion rows, scanned: both servers check their timeout while scanning.
+    slow = Statement("test/slow", "MATCH (a:Probe), (b:Probe), (c:Probe) RETURN count(*) AS n")
+    try:
+        with pytest.raises(StoreTimeoutError) as raised:
+            hurried.read(slow)
+    finally:
+        hurried.close()
+    assert "test/slow" in str(raised.value)
+    assert raised.value.detail and hurried.uri not in raised.value.detail
 
 
 @pytest.mark.backends("falkordb")  # Neo4j's: test_a_neo4j_that_is_down_is_unavailable_...

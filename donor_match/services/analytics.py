@@ -19,17 +19,14 @@ from typing import Any
 import orjson
 
 from donor_match.errors import InvalidInputError, UnavailableError
+from donor_match.repositories.ports import (
+    AnalystGraph,
+    AnalystQueryFailedError,
+    AnalystQueryRefusedError,
+)
 from donor_match.services.auth import ForbiddenError, Principal, Role, require_principal
 from donor_match.services.cypher_check import refusal
 from donor_match.services.rate_limit import RateLimitedError
-from graph_store import (
-    GraphStore,
-    Statement,
-    StoreError,
-    StoreForbiddenError,
-    StoreUnavailableError,
-    statement,
-)
 
 MAX_QUERY_CHARS = 10_000
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -50,14 +47,14 @@ class AnalyticsResult:
 class AnalyticsService:
     def __init__(
         self,
-        analyst_store: GraphStore,
+        analyst_graph: AnalystGraph,
         row_cap: int,
         *,
         byte_cap: int = 1_000_000,
         per_analyst: int = 2,
         per_process: int = 4,
     ) -> None:
-        self._store = analyst_store
+        self._graph = analyst_graph
         self._row_cap = row_cap
         self._byte_cap = byte_cap
         self._per_analyst = per_analyst
@@ -83,14 +80,12 @@ class AnalyticsService:
             raise AnalyticsForbiddenError(reason)
         with self._slot(f"{caller.role}:{caller.subject}"):
             try:
-                rows = self._store.read(Statement("analytics", cypher), params)
-            except StoreUnavailableError:
-                raise
-            except StoreForbiddenError as exc:  # a write the check above missed, refused
+                rows = self._graph.run(cypher, params)
+            except AnalystQueryRefusedError as exc:  # a write the check above missed, refused
                 raise AnalyticsForbiddenError("read-only queries only") from exc
-            except StoreError as exc:
+            except AnalystQueryFailedError as exc:
                 self._require_graph()  # a missing analyst database fails every query
-                raise InvalidInputError(f"query failed: {self._reason(exc)}") from exc
+                raise InvalidInputError(f"query failed: {exc}") from exc
             if not rows:
                 self._require_graph()
         return self._capped(rows)
@@ -134,16 +129,8 @@ class AnalyticsService:
 
     def _require_graph(self) -> None:
         try:
-            present = self._store.read(statement("api/analyst_graph_present"))
-        except StoreUnavailableError:
-            raise
-        except StoreError as exc:
+            present = self._graph.present()
+        except AnalystQueryFailedError as exc:
             raise UnavailableError(f"the analyst graph cannot be read; {BUILD_HINT}") from exc
         if not present:
             raise UnavailableError(f"the analyst graph is missing or empty; {BUILD_HINT}")
-
-    def _reason(self, exc: StoreError) -> str:
-        # Keep the store's own diagnosis (syntax, unknown function) but not its URI or our
-        # statement's name.
-        reason = str(exc).replace(self._store.uri, "the analyst graph")
-        return reason.split(": ", 1)[-1]

@@ -14,8 +14,8 @@ import jwt
 from cachetools import TTLCache
 
 from donor_match.errors import DomainError, NotFoundError
+from donor_match.repositories.ports import ApiKeyRepository
 from donor_match.settings import AuthSettings
-from graph_store import GraphStore, statement
 
 API_KEY_PREFIX = "dm"
 
@@ -155,23 +155,16 @@ class ApiKeyService:
     The secret is 256 random bits, so a fast hash is enough: there is nothing to brute-force.
     """
 
-    def __init__(self, store: GraphStore) -> None:
-        self._store = store
+    def __init__(self, repository: ApiKeyRepository) -> None:
+        self._repository = repository
 
     def create(self, subject: str, role: Role = Role.INTEGRATOR) -> IssuedApiKey:
         key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
-        self._store.write(
-            statement("api/api_key_create"),
-            {"id": key_id, "hash": _digest(secret), "subject": subject, "role": str(role),
-             "created_at": int(time.time())},
-        )
+        self._repository.create(key_id, _digest(secret), subject, str(role), int(time.time()))
         return IssuedApiKey(key_id, f"{API_KEY_PREFIX}_{key_id}_{secret}")
 
     def revoke(self, key_id: str) -> None:
-        rows = self._store.write(
-            statement("api/api_key_revoke"), {"id": key_id, "revoked_at": int(time.time())}
-        )
-        if not rows:
+        if not self._repository.revoke(key_id, int(time.time())):
             raise NotFoundError(f"API key {key_id!r} not found")
 
     def verify(self, key: str) -> Principal:
@@ -179,12 +172,12 @@ class ApiKeyService:
         key_id, _, secret = rest.partition("_")
         if prefix != API_KEY_PREFIX or not key_id or not secret:
             raise UnauthenticatedError("malformed API key")
-        rows = self._store.read(statement("api/api_key_by_id"), {"id": key_id})
-        if not rows or rows[0]["revoked_at"] is not None:
+        stored = self._repository.get(key_id)
+        if stored is None or stored.revoked_at is not None:
             raise UnauthenticatedError("unknown or revoked API key")
-        if not hmac.compare_digest(rows[0]["hash"], _digest(secret)):
+        if not hmac.compare_digest(stored.digest, _digest(secret)):
             raise UnauthenticatedError("unknown or revoked API key")
-        return Principal(rows[0]["subject"], Role(rows[0]["role"]))
+        return Principal(stored.subject, Role(stored.role))
 
 
 def _digest(secret: str) -> str:

@@ -12,24 +12,23 @@ from anyio import to_thread
 
 from donor_match.domain import Donation
 from donor_match.errors import ConflictError, InvalidInputError
+from donor_match.repositories.ports import DonationDraft, DonationOutcome, DonationRepository
 from donor_match.services.auth import Principal, Role, require_principal
 from donor_match.services.catalog import CatalogService
 from donor_match.services.events import EventBus, donation_topic, matches_topic
-from donor_match.services.ids import check_id
-from graph_store import GraphStore, Row, StoreConflictError, statement
+from donor_match.services.ids import API_WRITER, check_id
 
 MAX_AMOUNT = 1e9
 MIN_AMOUNT = 0.01  # the smallest unit: amounts are kept to the cent, and less would round to 0
 # A gift's time may run a day ahead of ours (clocks, time zones), not more.
 MAX_FUTURE_S = 86_400
-API_WRITER = "api"  # recorded as the donation's load_id, beside the ETL loads' ids
 
 
 class DonationService:
     def __init__(
-        self, store: GraphStore, catalog: CatalogService, events: EventBus
+        self, repository: DonationRepository, catalog: CatalogService, events: EventBus
     ) -> None:
-        self._store = store
+        self._repository = repository
         self._catalog = catalog
         self._events = events
 
@@ -65,47 +64,29 @@ class DonationService:
             f"donation-{uuid.uuid4()}"
         )
         amount = round(float(amount), 2)
-        params = {
-            "id": donation_id,
-            "donor_id": donor_id,
-            "nonprofit_id": nonprofit_id,
-            "amount": amount,
-            "ts": ts,
-            "now": now,
-            "load_id": API_WRITER,
-            "recorded_by": f"{caller.role}:{caller.subject}",
-        }
-        row = self._write(params)
-        outcome = row["outcome"]
-        if outcome == "unknown":
+        recorded = self._repository.record(
+            DonationDraft(
+                donation_id, donor_id, nonprofit_id, amount, ts, now, API_WRITER,
+                f"{caller.role}:{caller.subject}",
+            )
+        )
+        outcome = recorded.outcome
+        if outcome is DonationOutcome.UNKNOWN:
             # Nothing matched: name which side is unknown.
             self._catalog.donor(donor_id)
             self._catalog.nonprofit(nonprofit_id)
-        if outcome == "differs":
+        if outcome is DonationOutcome.DIFFERS:
             raise ConflictError(
                 f"donation {donation_id!r} is already recorded with another donor, nonprofit, "
                 "amount or timestamp; a gift is never rewritten: record a new gift instead"
             )
-        if outcome not in {"new", "replay"}:
+        if outcome not in {DonationOutcome.NEW, DonationOutcome.REPLAY} or recorded.ts is None:
             raise _taken(donation_id)
-        donation = Donation(donation_id, donor_id, nonprofit_id, amount, int(row["ts"]))
-        if outcome == "new":
+        donation = Donation(donation_id, donor_id, nonprofit_id, amount, recorded.ts)
+        if outcome is DonationOutcome.NEW:
             self._events.publish(donation_topic(nonprofit_id), asdict(donation))
             self._events.publish(matches_topic(donor_id), {"donor_id": donor_id})
         return donation
-
-    def _write(self, params: dict[str, object]) -> Row:
-        # Two first writes of one id can both find it free; the store's constraint refuses the
-        # second, and running it again classifies it against the winner (replay or conflict).
-        for attempt in range(2):
-            try:
-                rows = self._store.write(statement("api/record_donation"), params)
-            except StoreConflictError as exc:
-                if attempt:
-                    raise _taken(str(params["id"])) from exc
-                continue
-            return rows[0]
-        raise AssertionError("unreachable")
 
     async def feed(self, principal: Principal | None, nonprofit_id: str) -> AsyncIterator[Donation]:
         """Donations to a nonprofit as they are recorded: for the nonprofit, integrators, admins."""

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from donor_match.repositories.ports import InsightsRepository
 from donor_match.services.auth import Principal, Role, require_principal
 from donor_match.services.catalog import CatalogService
-from graph_store import GraphStore, statement
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,10 @@ class NonprofitInsights:
 
 
 class InsightsService:
-    def __init__(self, store: GraphStore, catalog: CatalogService, min_group: int) -> None:
-        self._store = store
+    def __init__(
+        self, repository: InsightsRepository, catalog: CatalogService, min_group: int
+    ) -> None:
+        self._repository = repository
         self._catalog = catalog
         self._min_group = min_group
 
@@ -39,15 +41,17 @@ class InsightsService:
         self._catalog.nonprofit(nonprofit_id)  # NOT_FOUND
         suppressed = 0
         kept: dict[str, list[InsightGroup]] = {}
-        for kind in ("regions", "interests"):
-            rows = self._store.read(statement(f"api/insights_{kind}"), {"id": nonprofit_id})
+        for kind, read in (
+            ("regions", self._repository.supporters_by_region),
+            ("interests", self._repository.supporters_by_interest),
+        ):
             groups = [
                 InsightGroup(
-                    row["label"],
-                    int(row["donors"]),
-                    round(row["amount"]) if row["amount"] is not None else None,
+                    group.label,
+                    group.donors,
+                    round(group.amount) if group.amount is not None else None,
                 )
-                for row in rows
+                for group in read(nonprofit_id)
             ]
             kept[kind] = sorted(
                 (g for g in groups if g.donors >= self._min_group),

@@ -9,36 +9,39 @@ model's training graph (graph_model.gifts), not from a store walk.
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import math
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
 from anyio import to_thread
 from cachetools import LRUCache, TTLCache
 
-from donor_match.domain import Cause, Match, MatchReasons, Nonprofit, Region
+from donor_match.domain import Match
 from donor_match.errors import InvalidInputError, NotFoundError, UnavailableError
+from donor_match.reasons import Home, MatchReasons, explain
+from donor_match.repositories.ports import DonorContext, MatchRepository, ShownNonprofit
 from donor_match.services.auth import Principal, Role, require_principal
 from donor_match.services.catalog import CatalogService, NonprofitQuery
 from donor_match.services.events import EventBus, matches_topic
-from donor_match.services.served_model import ServedModel
+from donor_match.services.ids import (
+    decode_match_cursor,
+    encode_match_cursor,
+    match_id,
+    parse_match_id,
+)
+from donor_match.services.served_model import ModelSource
 from graph_model.artifacts import ModelArtifact
 from graph_model.ranking import (
-    Explanation,
-    haversine_km,
+    check_weight,
     impact_multiplier,
     impact_of,
     rank_donor,
     top_k,
 )
-from graph_store import GraphStore, Row, StoreError, statement
+from graph_store.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -47,52 +50,6 @@ class FeedbackAction(StrEnum):
     CLICKED = "CLICKED"
     DISMISSED = "DISMISSED"
     DONATED = "DONATED"
-
-
-def match_id(donor_id: str, nonprofit_id: str) -> str:
-    """An opaque id for a (donor, nonprofit) match, so feedback can name what it is about."""
-    return base64.urlsafe_b64encode(json.dumps([donor_id, nonprofit_id]).encode()).decode()
-
-
-def parse_match_id(value: str) -> tuple[str, str]:
-    try:
-        donor_id, nonprofit_id = json.loads(base64.urlsafe_b64decode(value.encode()))
-    except (ValueError, TypeError, UnicodeError) as exc:
-        raise InvalidInputError(f"matchId {value!r} is not a match id from this API") from exc
-    if not (isinstance(donor_id, str) and isinstance(nonprofit_id, str)):
-        raise InvalidInputError(f"matchId {value!r} is not a match id from this API")
-    return donor_id, nonprofit_id
-
-
-_CURSOR_PREFIX = "match:"
-
-
-def encode_match_cursor(score: float, position: int) -> str:
-    """Keyset cursor: the last match's ranking score and its position in the model's index."""
-    text = f"{_CURSOR_PREFIX}{score!r}:{position}"
-    return base64.urlsafe_b64encode(text.encode()).decode()
-
-
-def decode_match_cursor(cursor: str) -> tuple[float, int]:
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        if not text.startswith(_CURSOR_PREFIX):
-            raise ValueError(text)
-        score, position = text.removeprefix(_CURSOR_PREFIX).split(":")
-        parsed = float(score), int(position)
-    except (ValueError, UnicodeError) as exc:
-        raise InvalidInputError(f"after: {cursor!r} is not a match cursor from this API") from exc
-    if not math.isfinite(parsed[0]) or parsed[1] < 0:
-        raise InvalidInputError(f"after: {cursor!r} is not a match cursor from this API")
-    return parsed
-
-
-@dataclass(frozen=True)
-class _DonorContext:
-    region_id: str | None
-    location: tuple[float, float] | None
-    causes: frozenset[str]  # stated interests and causes of nonprofits given to
-    supported: frozenset[str]
 
 
 class _Impact:
@@ -140,8 +97,8 @@ class _NeedIndex:
     # process's clock, which may run behind ours, and a write may commit after our read.
     OVERLAP_S = 60
 
-    def __init__(self, store: GraphStore, refresh_s: float) -> None:
-        self._store = store
+    def __init__(self, repository: MatchRepository, refresh_s: float) -> None:
+        self._repository = repository
         self._refresh_s = refresh_s
         self._lock = threading.Lock()
         self._needs: dict[str, float] | None = None
@@ -227,26 +184,20 @@ class _NeedIndex:
 
     def _read_all(self) -> dict[str, float]:
         began = time.time()
-        needs: dict[str, float] = {}
-        for row in self._store.read(statement("api/nonprofit_needs")):
-            needs[row["id"]] = needs.get(row["id"], 0.0) + float(row["need"])
-        return self._keep(needs, began)
+        return self._keep(self._repository.needs(), began)
 
     def _read_changes(self) -> dict[str, float]:
         with self._lock:
             base, since = self._needs or {}, self._since
             self._changed_here = False  # a change from now on is read by the next call
         began = time.time()
-        rows = self._store.read(
-            statement("api/nonprofit_needs_changed"), {"since": int(since) - self.OVERLAP_S}
-        )
+        latest = self._repository.needs_changed(int(since) - self.OVERLAP_S)
         changed: dict[str, float] = {}
-        for row in rows:
-            need = float(row["need"])
-            if need > 0 and base.get(row["id"]) != need:
-                changed[row["id"]] = need
-            elif need <= 0 and row["id"] in base:
-                changed[row["id"]] = 0.0
+        for nonprofit_id, need in latest.items():
+            if need > 0 and base.get(nonprofit_id) != need:
+                changed[nonprofit_id] = need
+            elif need <= 0 and nonprofit_id in base:
+                changed[nonprofit_id] = 0.0
         needs = base
         if changed:  # else the same copy: the impact computed from it stays current
             needs = dict(base)
@@ -265,14 +216,6 @@ class _NeedIndex:
         return needs
 
 
-@dataclass(frozen=True)
-class _Shown:
-    """What a page of matches shows of a nonprofit, and its home region's coordinates."""
-
-    nonprofit: Nonprofit
-    location: tuple[float, float] | None
-
-
 class _ShownNonprofits:
     """What a page of matches shows of its nonprofits (name, region, causes, stated need),
     kept per process for `ttl_s`.
@@ -285,23 +228,20 @@ class _ShownNonprofits:
 
     MAX_ROWS = 100_000
 
-    def __init__(self, store: GraphStore, ttl_s: float) -> None:
-        self._store = store
-        self._kept: TTLCache[str, _Shown] = TTLCache(self.MAX_ROWS, ttl_s)
+    def __init__(self, repository: MatchRepository, ttl_s: float) -> None:
+        self._repository = repository
+        self._kept: TTLCache[str, ShownNonprofit] = TTLCache(self.MAX_ROWS, ttl_s)
         self._lock = threading.Lock()
         self._generation = 0  # bumped by `forget`: a read begun before it is not kept
 
-    def of(self, ids: list[str]) -> dict[str, _Shown]:
+    def of(self, ids: list[str]) -> dict[str, ShownNonprofit]:
         """Those of `ids` that exist, by id."""
         with self._lock:
             found = {i: shown for i in ids if (shown := self._kept.get(i)) is not None}
             generation = self._generation
         missing = [i for i in ids if i not in found]
         if missing:
-            read = {
-                row["id"]: _shown(row)
-                for row in self._store.read(statement("api/match_page"), {"ids": missing})
-            }
+            read = {shown.nonprofit.id: shown for shown in self._repository.shown(missing)}
             with self._lock:
                 if generation == self._generation:
                     self._kept.update(read)
@@ -317,9 +257,9 @@ class _ShownNonprofits:
 class MatchService:
     def __init__(
         self,
-        store: GraphStore,
+        repository: MatchRepository,
         catalog: CatalogService,
-        model: ServedModel,
+        model: ModelSource,
         max_first: int,
         events: EventBus,
         impact_weight: float = 0.0,
@@ -328,13 +268,13 @@ class MatchService:
     ) -> None:
         _check_weight(impact_weight)
         self._events = events
-        self._store = store
+        self._repository = repository
         self._catalog = catalog
         self._model = model
         self._max_first = max_first
         self._impact_weight = impact_weight
-        self._needs = _NeedIndex(store, needs_refresh_s)
-        self._shown = _ShownNonprofits(store, page_rows_ttl_s)
+        self._needs = _NeedIndex(repository, needs_refresh_s)
+        self._shown = _ShownNonprofits(repository, page_rows_ttl_s)
         self._positions: tuple[ModelArtifact, dict[str, int]] | None = None
 
     @property
@@ -432,32 +372,19 @@ class MatchService:
         """Store what the donor did with a match; it becomes training signal."""
         donor_id, nonprofit_id = parse_match_id(match)
         require_principal(principal).require_self_or(donor_id, Role.DONOR, Role.ADMIN)
-        rows = self._store.write(
-            statement("api/record_feedback"),
-            {
-                "donor_id": donor_id,
-                "nonprofit_id": nonprofit_id,
-                "action": str(action),
-                "ts": int(time.time()),
-                "model_version": self.model.version if self.model else None,
-            },
+        written = self._repository.record_feedback(
+            donor_id, nonprofit_id, str(action), int(time.time()),
+            self.model.version if self.model else None,
         )
-        if not rows or rows[0]["written"] == 0:
+        if not written:
             self._catalog.donor(donor_id)
             self._catalog.nonprofit(nonprofit_id)
 
-    def _context(self, donor_id: str) -> _DonorContext:
-        rows = self._store.read(statement("api/match_context"), {"donor_id": donor_id})
-        if not rows:
+    def _context(self, donor_id: str) -> DonorContext:
+        context = self._repository.donor_context(donor_id)
+        if context is None:
             raise NotFoundError(f"donor {donor_id!r} not found")
-        row = rows[0]
-        located = row["lat"] is not None and row["lon"] is not None
-        return _DonorContext(
-            region_id=row["region_id"],
-            location=(float(row["lat"]), float(row["lon"])) if located else None,
-            causes=frozenset(row["interests"]) | frozenset(row["given_causes"]),
-            supported=frozenset(row["supported"]),
-        )
+        return context
 
     def _positions_of(self, model: ModelArtifact) -> dict[str, int]:
         cached = self._positions
@@ -468,8 +395,10 @@ class MatchService:
 
 
 def _check_weight(weight: float) -> None:
-    if not (math.isfinite(weight) and 0.0 <= weight <= 1.0):
-        raise InvalidInputError(f"impactWeight must be within [0, 1], got {weight}")
+    try:
+        check_weight(weight, "impactWeight")
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from exc
 
 
 def _page(scores: np.ndarray, first: int, cursor: tuple[float, int] | None) -> list[int]:
@@ -483,32 +412,12 @@ def _page(scores: np.ndarray, first: int, cursor: tuple[float, int] | None) -> l
     return [int(p) for p in top_k(scores, first)[0] if p >= 0]
 
 
-def _shown(row: Row) -> _Shown:
-    region = Region(row["region_id"], row["region_name"]) if row["region_id"] is not None else None
-    causes = tuple(sorted((Cause(c["id"], c["name"]) for c in row["causes"]), key=lambda c: c.id))
-    nonprofit = Nonprofit(
-        row["id"], row["name"], region, causes, row["description"], row["funding_need"]
-    )
-    located = row["lat"] is not None and row["lon"] is not None
-    return _Shown(nonprofit, (float(row["lat"]), float(row["lon"])) if located else None)
-
-
-def _reasons(context: _DonorContext, shown: _Shown, similar_donors: int) -> MatchReasons:
+def _reasons(context: DonorContext, shown: ShownNonprofit, similar_donors: int) -> MatchReasons:
     nonprofit = shown.nonprofit
-    shared = tuple(c for c in nonprofit.causes if c.id in context.causes)
-    distance = None
-    if context.location is not None and shown.location is not None:
-        distance = round(haversine_km(*context.location, *shown.location), 1)
-    region_id = nonprofit.region.id if nonprofit.region is not None else None
-    same_region = context.region_id is not None and context.region_id == region_id
-    return MatchReasons(shared, similar_donors, distance, same_region)
-
-
-def reason_text(reasons: MatchReasons) -> list[str]:
-    """The reasons as short sentences for a donor (graph_model.ranking's wording)."""
-    return Explanation(
-        shared_causes=[c.name for c in reasons.shared_causes],
-        similar_donors=reasons.similar_donors,
-        distance_km=reasons.distance_km,
-        same_region=reasons.same_region,
-    ).reasons()
+    return explain(
+        donor_causes=context.causes,
+        nonprofit_causes=nonprofit.causes,
+        similar_donors=similar_donors,
+        donor_home=Home(context.region_id, context.location),
+        nonprofit_home=Home(nonprofit.region.id if nonprofit.region else None, shown.location),
+    )

@@ -6,22 +6,21 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from anyio import to_thread
 
-from donor_match.domain import Donor, Initiative, Nonprofit
+from donor_match.domain import Donor, Initiative, InitiativeDraft, Nonprofit
 from donor_match.errors import InvalidInputError, NotFoundError
+from donor_match.repositories.ports import ProfileRepository
 from donor_match.services.auth import Principal, Role, require_principal
 from donor_match.services.catalog import CatalogService
 from donor_match.services.events import EventBus, matches_topic, nonprofit_topic
-from donor_match.services.ids import check_id
-from graph_store import GraphStore, statement
+from donor_match.services.ids import API_WRITER, check_id
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 5_000
 MAX_CAUSES = 20
-API_WRITER = "api"  # recorded as an initiative's load_id, beside the ETL loads' ids
 
 
 @dataclass(frozen=True)
@@ -34,28 +33,15 @@ class NonprofitProfile:
     funding_need: float | None = None  # unmet funding the nonprofit asks for
 
 
-@dataclass(frozen=True)
-class InitiativeDraft:
-    """An initiative as its nonprofit writes it; no id creates a new one."""
-
-    nonprofit_id: str
-    title: str
-    cause_ids: tuple[str, ...]
-    id: str | None = None
-    description: str | None = None
-    funding_goal: float | None = None
-    funding_need: float | None = None  # the unmet part of the goal
-
-
 class ProfileService:
     def __init__(
         self,
-        store: GraphStore,
+        repository: ProfileRepository,
         catalog: CatalogService,
         events: EventBus,
         nonprofit_changed: Callable[[str], None] = lambda _nonprofit_id: None,
     ) -> None:
-        self._store = store
+        self._repository = repository
         self._catalog = catalog
         self._events = events
         # Matching ranks by unmet need and shows the profile: tell it what changed.
@@ -76,14 +62,9 @@ class ProfileService:
             self._check_region(region_id)
         _check_amount("budget", budget)
         self._catalog.donor(donor_id)  # NOT_FOUND
-        self._store.write(
-            statement("api/set_donor_preferences"),
-            {"donor_id": donor_id, "cause_ids": list(dict.fromkeys(cause_ids)), "budget": budget},
-        )
+        self._repository.set_donor_preferences(donor_id, cause_ids, budget)
         if region_id is not None:
-            self._store.write(
-                statement("api/set_donor_region"), {"donor_id": donor_id, "region_id": region_id}
-            )
+            self._repository.set_donor_region(donor_id, region_id)
         self._events.publish(matches_topic(donor_id), {"donor_id": donor_id})
         return self._catalog.donor(donor_id)
 
@@ -94,15 +75,9 @@ class ProfileService:
         name = self._check_page("name", profile.name, profile.description, profile.cause_ids)
         self._check_region(profile.region_id)
         _check_amount("fundingNeed", profile.funding_need)
-        self._store.write(
-            statement("api/upsert_nonprofit"),
-            {"id": profile.id, "name": name, "description": profile.description,
-             "funding_need": profile.funding_need, "region_id": profile.region_id,
-             "now": int(time.time())},
-        )
-        self._store.write(
-            statement("api/set_nonprofit_causes"),
-            {"id": profile.id, "cause_ids": list(dict.fromkeys(profile.cause_ids))},
+        self._repository.upsert_nonprofit(
+            profile.id, name, profile.description, profile.funding_need, profile.region_id,
+            profile.cause_ids, int(time.time()),
         )
         self._changed(profile.id)
         return self._catalog.nonprofit(profile.id)
@@ -113,11 +88,7 @@ class ProfileService:
         """A nonprofit's current unmet need (None: none stated): the nonprofit or an admin."""
         require_principal(principal).require_self_or(nonprofit_id, Role.NONPROFIT, Role.ADMIN)
         _check_amount("fundingNeed", funding_need)
-        rows = self._store.write(
-            statement("api/set_funding_need"),
-            {"id": nonprofit_id, "funding_need": funding_need, "now": int(time.time())},
-        )
-        if not rows or rows[0]["written"] == 0:
+        if not self._repository.set_funding_need(nonprofit_id, funding_need, int(time.time())):
             raise NotFoundError(f"nonprofit {nonprofit_id!r} not found")
         self._changed(nonprofit_id)
         return self._catalog.nonprofit(nonprofit_id)
@@ -144,23 +115,19 @@ class ProfileService:
             )
         self._catalog.nonprofit(draft.nonprofit_id)  # NOT_FOUND
         initiative_id = draft.id or f"initiative-{uuid.uuid4()}"
-        rows = self._store.write(
-            statement("api/upsert_initiative"),
-            {"id": initiative_id, "nonprofit_id": draft.nonprofit_id, "title": title,
-             "description": draft.description, "funding_goal": draft.funding_goal,
-             "funding_need": draft.funding_need, "cause_ids": list(dict.fromkeys(draft.cause_ids)),
-             "now": int(time.time()), "load_id": API_WRITER},
+        written = self._repository.upsert_initiative(
+            replace(draft, id=initiative_id, title=title), API_WRITER, int(time.time())
         )
-        if not rows or rows[0]["written"] == 0:
+        if not written:
             # Another nonprofit took the id since the check above: the write refused it.
             self._check_owner(caller, initiative_id, self._owner(initiative_id),
                               draft.nonprofit_id)
         self._changed(draft.nonprofit_id)
-        (initiative,) = [
+        (stored,) = [
             i for i in self._catalog.initiatives([draft.nonprofit_id])[draft.nonprofit_id]
             if i.id == initiative_id
         ]
-        return initiative
+        return stored
 
     def delete_initiative(self, principal: Principal | None, initiative_id: str) -> None:
         """Remove an initiative: its nonprofit or an admin."""
@@ -170,9 +137,7 @@ class ProfileService:
         if owner is None:
             raise NotFoundError(f"initiative {initiative_id!r} not found")
         caller.require_self_or(owner, Role.NONPROFIT, Role.ADMIN)
-        self._store.write(
-            statement("api/delete_initiative"), {"id": initiative_id, "now": int(time.time())}
-        )
+        self._repository.delete_initiative(initiative_id, int(time.time()))
         self._changed(owner)
 
     @staticmethod
@@ -190,8 +155,7 @@ class ProfileService:
             )
 
     def _owner(self, initiative_id: str) -> str | None:
-        rows = self._store.read(statement("api/initiative_owner"), {"id": initiative_id})
-        return rows[0]["nonprofit_id"] if rows else None
+        return self._repository.initiative_owner(initiative_id)
 
     def _changed(self, nonprofit_id: str) -> None:
         """A nonprofit's profile, need or initiatives changed: tell matching and subscribers."""

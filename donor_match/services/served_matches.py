@@ -16,14 +16,15 @@ import threading
 import time
 from collections import Counter
 
-from graph_store import GraphStore, StoreError, statement
+from donor_match.repositories.ports import ServedMatchCounts
+from graph_store.errors import StoreError
 
 log = logging.getLogger(__name__)
 
 
 class ServedMatchCounter:
-    def __init__(self, store: GraphStore, flush_interval_s: float = 30.0) -> None:
-        self._store = store
+    def __init__(self, repository: ServedMatchCounts, flush_interval_s: float = 30.0) -> None:
+        self._repository = repository
         self._interval = flush_interval_s
         self._lock = threading.Lock()
         self._pending: Counter[tuple[int, str]] = Counter()
@@ -52,10 +53,7 @@ class ServedMatchCounter:
             self._flushed = time.monotonic()
         for (hour, version), count in pending.items():
             try:
-                self._store.write(
-                    statement("api/count_matches_served"),
-                    {"hour": hour, "model_version": version, "count": count},
-                )
+                self._repository.count_served(hour, version, count)
             except StoreError as exc:
                 log.warning("matches served not counted yet (store: %s); retrying later", exc)
                 with self._lock:

@@ -11,10 +11,17 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Protocol
 
 from graph_model.artifacts import ModelArtifact, current_artifact_dir, load_artifact
 
 log = logging.getLogger(__name__)
+
+
+class ModelSource(Protocol):
+    """Where matching gets the model version to serve (`ServedModel`, or a fixed one in tests)."""
+
+    def current(self) -> ModelArtifact | None: ...
 
 
 class ServedModel:
