@@ -41,6 +41,11 @@ class AppSettings(BaseSettings):
     # How long a process shows a nonprofit's row in matches (name, region, causes, need) before
     # reading it again; changes through the process itself show at once.
     page_rows_ttl_s: float = Field(30.0, gt=0, validation_alias="DONOR_MATCH_PAGE_ROWS_TTL_S")
+    # How long a process reuses a catalog page (`nonprofits`) before reading it again (0: never);
+    # nonprofits created or edited through the process itself show at once.
+    catalog_page_cache_s: float = Field(
+        2.0, ge=0, validation_alias="DONOR_MATCH_CATALOG_PAGE_CACHE_S"
+    )
     # Send each HTTP request's phases back in a Server-Timing header (the load benchmark reads
     # them); off by default: it tells callers about the server's internals.
     server_timing: bool = Field(False, validation_alias="DONOR_MATCH_SERVER_TIMING")

@@ -70,7 +70,7 @@ def build_services(
     """Every service, each constructed once, sharing the catalog, the event bus and the model."""
     app = settings.app
     repositories = store_repositories(store)
-    catalog = CatalogService(repositories.catalog)
+    catalog = CatalogService(repositories.catalog, page_cache_s=app.catalog_page_cache_s)
     api_keys = ApiKeyService(repositories.api_keys)
     matches = MatchService(
         repositories.matches, catalog, model, app.max_matches, events,

@@ -192,6 +192,19 @@ def test_nonprofit_pages_and_filters(seeded: Seeded) -> None:
                                                                           range(1, 6)]
     arts_or_north = NonprofitQuery(cause_ids=("arts",), region_ids=("north",))
     assert catalog.nonprofit_page(arts_or_north, "", 10) == ["n3"]
+    # Each filter's own statement: a nonprofit of two asked causes comes once, pages go on.
+    water_or_health = NonprofitQuery(cause_ids=("water", "health"))
+    assert catalog.nonprofit_page(water_or_health, "", 10) == ["n1", "n2", "n5"]
+    assert catalog.nonprofit_page(water_or_health, "n1", 1) == ["n2"]
+    assert catalog.nonprofit_page(NonprofitQuery(cause_ids=("water",), text="PUMP"), "", 10) == [
+        "n5"]
+    assert catalog.nonprofit_page(NonprofitQuery(region_ids=("south", "east")), "", 10) == [
+        "n2", "n4"]
+    assert catalog.nonprofit_page(NonprofitQuery(region_ids=("south",)), "n2", 10) == ["n4"]
+    assert catalog.nonprofit_page(NonprofitQuery(region_ids=("south",), text="ch"), "", 10) == [
+        "n4"]
+    assert catalog.nonprofit_page(NonprofitQuery(cause_ids=()), "", 10) == []
+    assert catalog.nonprofit_page(NonprofitQuery(region_ids=()), "", 10) == []
     assert catalog.nonprofit_ids(NonprofitQuery(cause_ids=("water", "nope"))) == {"n2", "n5"}
     assert catalog.nonprofit_ids(NonprofitQuery(region_ids=())) == set()
     assert catalog.nonprofit_ids(NonprofitQuery(text="ignored")) == {f"n{i}" for i in range(1, 6)}

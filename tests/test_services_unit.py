@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from donor_match.domain import InitiativeDraft
+from donor_match.domain import InitiativeDraft, NonprofitQuery
 from donor_match.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
 from donor_match.repositories.memory import InMemoryAnalystGraph, InMemoryGraph
 from donor_match.services.analytics import AnalyticsForbiddenError, AnalyticsService
@@ -220,6 +220,27 @@ def test_a_nonprofit_edits_its_own_page_and_matching_shows_it_at_once() -> None:
         services.profiles.upsert_nonprofit(me, NonprofitProfile("n3", "Mine", "north", ("arts",)))
     with pytest.raises(NotFoundError):
         services.profiles.set_funding_need(ADMIN, "nobody", 1.0)
+
+
+def test_catalog_pages_are_kept_briefly_and_an_edit_through_the_process_shows_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    graph = world()
+    reads: list[tuple[Any, ...]] = []
+    read = graph.nonprofit_page
+    monkeypatch.setattr(graph, "nonprofit_page", lambda *args: reads.append(args) or read(*args))
+    catalog = CatalogService(graph, page_cache_s=60)
+    profiles = ProfileService(graph, catalog, RecordedEvents())
+    everything = NonprofitQuery()
+    first = catalog.nonprofit_page(everything, 2, None)
+    assert catalog.nonprofit_page(everything, 2, None) == first == (["n1", "n2"], True)
+    assert len(reads) == 1
+    catalog.nonprofit_page(everything, 2, "n2")  # another page: another read
+    assert len(reads) == 2
+    graph.add_nonprofit("n0", "Loaded", None, [])  # as an ETL load would: seen once it expires
+    assert catalog.nonprofit_page(everything, 2, None) == first
+    profiles.upsert_nonprofit(ADMIN, NonprofitProfile("n00", "Zero", "north", ("arts",)))
+    assert catalog.nonprofit_page(everything, 2, None) == (["n0", "n00"], True)
 
 
 def test_initiatives_stay_with_their_nonprofit() -> None:

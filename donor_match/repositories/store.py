@@ -73,7 +73,13 @@ class StoreCatalog:
 
     def nonprofit_page(self, query: NonprofitQuery, after: str, limit: int) -> list[str]:
         params = {**_filters(query), "text": query.name_contains, "after": after, "limit": limit}
-        return [row["id"] for row in self._store.read(statement("api/nonprofits_page"), params)]
+        # Each filter has its own statement, which starts from the nodes it names.
+        name = (
+            "api/nonprofits_page_by_cause" if query.cause_ids is not None
+            else "api/nonprofits_page_by_region" if query.region_ids is not None
+            else "api/nonprofits_page"
+        )
+        return [row["id"] for row in self._store.read(statement(name), params)]
 
     def nonprofit_ids(self, query: NonprofitQuery) -> set[str]:
         rows = self._store.read(statement("api/nonprofit_ids_filtered"), _filters(query))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+
+from cachetools import TTLCache
 
 from donor_match.domain import Cause, Donor, Initiative, Nonprofit, NonprofitQuery, Region
 from donor_match.errors import InvalidInputError, NotFoundError
@@ -13,9 +16,17 @@ __all__ = ["CatalogService", "NonprofitQuery"]
 
 
 class CatalogService:
-    def __init__(self, repository: CatalogRepository, max_page: int = 100) -> None:
+    def __init__(
+        self, repository: CatalogRepository, max_page: int = 100, page_cache_s: float = 0.0
+    ) -> None:
         self._repository = repository
         self._max_page = max_page
+        # A catalog page is the same for every caller, and a store without index-ordered scans
+        # (FalkorDB) sorts every nonprofit to answer one; so pages are kept briefly.
+        self._pages: TTLCache[tuple[object, ...], list[str]] | None = (
+            TTLCache(maxsize=1024, ttl=page_cache_s) if page_cache_s > 0 else None
+        )
+        self._pages_lock = threading.Lock()
 
     def donor(self, donor_id: str) -> Donor:
         found = self._repository.donors([donor_id])
@@ -45,8 +56,21 @@ class CatalogService:
         """Ids of the next `first` nonprofits after the id `after`, and whether more follow."""
         if not 1 <= first <= self._max_page:
             raise InvalidInputError(f"first must be between 1 and {self._max_page}, got {first}")
-        ids = self._repository.nonprofit_page(query, after or "", first + 1)
+        key = (query, after or "", first)
+        with self._pages_lock:
+            ids = self._pages.get(key) if self._pages is not None else None
+        if ids is None:
+            ids = self._repository.nonprofit_page(query, after or "", first + 1)
+            if self._pages is not None:
+                with self._pages_lock:
+                    self._pages[key] = ids
         return ids[:first], len(ids) > first
+
+    def forget_pages(self) -> None:
+        """A nonprofit changed through this process: its next pages are read afresh."""
+        if self._pages is not None:
+            with self._pages_lock:
+                self._pages.clear()
 
     def nonprofit_ids(self, query: NonprofitQuery) -> set[str]:
         """Every nonprofit id passing the cause and region filters."""

@@ -79,6 +79,7 @@ class ProfileService:
             profile.id, name, profile.description, profile.funding_need, profile.region_id,
             profile.cause_ids, int(time.time()),
         )
+        self._catalog.forget_pages()
         self._changed(profile.id)
         return self._catalog.nonprofit(profile.id)
 
