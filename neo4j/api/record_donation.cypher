@@ -7,7 +7,9 @@
 //   differs  the caller's own API gift holds other content: nothing changes (CONFLICT);
 //   taken    the id is an imported gift or another principal's: nothing changes, nothing shown.
 // Gifts recorded before `recorded_by` existed count as their donor's own.
-OPTIONAL MATCH (od:Donor)-[old:DONATED {id: $id}]->(on:Nonprofit)
+// The ends carry no labels: with them FalkorDB starts from a scan of every donor, not from
+// the donation id's index.
+OPTIONAL MATCH (od)-[old:DONATED {id: $id}]->(on)
 WITH od, old, on
 OPTIONAL MATCH (d:Donor {id: $donor_id})
 OPTIONAL MATCH (n:Nonprofit {id: $nonprofit_id})
