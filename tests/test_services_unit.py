@@ -354,6 +354,15 @@ def test_analytics_caps_answers_and_names_failures() -> None:
         service.query(ANA, "RETURN 1", None)
 
 
+def test_an_analytics_query_past_the_time_limit_says_so_not_that_the_graph_is_missing() -> None:
+    # A busy analyst store may fail its presence check too: a slow query must not be answered
+    # with "build the analyst graph" (the 1M soak's analyst saw UNAVAILABLE so).
+    heavy = "MATCH (d:Donor)-[g:DONATED]->() RETURN sum(g.amount) AS total"
+    service = AnalyticsService(InMemoryAnalystGraph(slow=[heavy], present=False), row_cap=3)
+    with pytest.raises(InvalidInputError, match="ran past the analysts' time limit"):
+        service.query(Principal("ana", Role.ANALYST), heavy, None)
+
+
 def test_analytics_on_a_missing_graph_is_unavailable() -> None:
     query = "MATCH (d:Donor) RETURN d.id AS id"
     service = AnalyticsService(InMemoryAnalystGraph({query: []}, present=False), row_cap=3)

@@ -24,6 +24,7 @@ from donor_match.domain import (
 from donor_match.repositories.ports import (
     AnalystQueryFailedError,
     AnalystQueryRefusedError,
+    AnalystQueryTimeoutError,
     DonationDraft,
     DonationOutcome,
     DonorContext,
@@ -406,9 +407,11 @@ class InMemoryAnalystGraph:
         refused: Iterable[str] = (),
         *,
         present: bool = True,
+        slow: Iterable[str] = (),
     ) -> None:
         self.answers = dict(answers or {})
         self.refused = set(refused)
+        self.slow = set(slow)
         self.is_present = present
         self.ran: list[tuple[str, dict[str, Any]]] = []
 
@@ -416,6 +419,8 @@ class InMemoryAnalystGraph:
         self.ran.append((cypher, dict(params)))
         if cypher in self.refused:
             raise AnalystQueryRefusedError("write queries are not allowed in read-only mode")
+        if cypher in self.slow:
+            raise AnalystQueryTimeoutError("Query timed out")
         if cypher not in self.answers:
             raise AnalystQueryFailedError(f"Invalid input: no answer for {cypher!r}")
         return [dict(row) for row in self.answers[cypher]]

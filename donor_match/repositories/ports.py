@@ -227,6 +227,10 @@ class AnalystQueryFailedError(Exception):
     """The query failed in the analyst graph; the message is the server's own diagnosis."""
 
 
+class AnalystQueryTimeoutError(AnalystQueryFailedError):
+    """The query ran past the analyst store's time limit, and the server stopped it."""
+
+
 class AnalystGraph(Protocol):
     """The anonymized copy of the graph, read with analysts' own Cypher. A store that cannot be
     reached raises `graph_store.errors.StoreUnavailableError` as it is."""

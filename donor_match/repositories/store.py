@@ -18,6 +18,7 @@ from donor_match.domain import (
 from donor_match.repositories.ports import (
     AnalystQueryFailedError,
     AnalystQueryRefusedError,
+    AnalystQueryTimeoutError,
     DonationDraft,
     DonationOutcome,
     DonorContext,
@@ -34,6 +35,7 @@ from graph_store import (
     StoreConflictError,
     StoreError,
     StoreForbiddenError,
+    StoreTimeoutError,
     StoreUnavailableError,
     statement,
 )
@@ -297,6 +299,8 @@ class StoreAnalystGraph:
             raise
         except StoreForbiddenError as exc:
             raise AnalystQueryRefusedError(exc.detail) from exc
+        except StoreTimeoutError as exc:
+            raise AnalystQueryTimeoutError(self._hidden(exc.detail)) from exc
         except StoreError as exc:
             raise AnalystQueryFailedError(self._hidden(exc.detail)) from exc
 

@@ -23,6 +23,7 @@ from donor_match.repositories.ports import (
     AnalystGraph,
     AnalystQueryFailedError,
     AnalystQueryRefusedError,
+    AnalystQueryTimeoutError,
 )
 from donor_match.services.auth import ForbiddenError, Principal, Role, require_principal
 from donor_match.services.cypher_check import refusal
@@ -83,6 +84,10 @@ class AnalyticsService:
                 rows = self._graph.run(cypher, params)
             except AnalystQueryRefusedError as exc:  # a write the check above missed, refused
                 raise AnalyticsForbiddenError("read-only queries only") from exc
+            except AnalystQueryTimeoutError as exc:  # the graph is there: it answered too slowly
+                raise InvalidInputError(
+                    "the query ran past the analysts' time limit; narrow it (fewer rows, a LIMIT)"
+                ) from exc
             except AnalystQueryFailedError as exc:
                 self._require_graph()  # a missing analyst database fails every query
                 raise InvalidInputError(f"query failed: {exc}") from exc
