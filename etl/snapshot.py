@@ -32,7 +32,8 @@ def content_hash(tables: Mapping[str, pa.Table]) -> str:
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
-        digest.update(sink.getvalue().to_pybytes())
+        # The buffer itself, not a bytes copy of it (10M donations: ~1 GB).
+        digest.update(sink.getvalue())
     return digest.hexdigest()
 
 
@@ -68,18 +69,58 @@ def read_tables(directory: Path) -> Tables:
     return tables
 
 
-def export_tables(store: GraphStore) -> Tables:
-    """Read every canonical table out of the graph, in a deterministic order."""
+# The order of each exported table (the content hash covers row order).
+SORT_KEYS: dict[str, tuple[str, ...]] = {
+    "regions": ("id",),
+    "causes": ("id",),
+    "donors": ("id",),
+    "nonprofits": ("id",),
+    "donor_causes": ("donor_id", "cause_id"),
+    "nonprofit_causes": ("nonprofit_id", "cause_id"),
+    "donations": ("id",),
+}
+# Relationship tables are read per page of the node table whose ids they start from.
+EDGE_SOURCES: dict[str, str] = {
+    "donor_causes": "donors",
+    "nonprofit_causes": "nonprofits",
+    "donations": "donors",
+}
+
+
+def export_tables(store: GraphStore, page_size: int = PAGE_SIZE) -> Tables:
+    """Read every canonical table out of the graph, each sorted by its `SORT_KEYS`.
+
+    Node tables page by key: the next `page_size` nodes after the last id read (`WHERE x.id >
+    $after ... ORDER BY x.id LIMIT`), which the unique-id index serves on both stores, where
+    `SKIP` re-sorted the whole table for every page (quadratic) and shifted under concurrent
+    writes (a row read twice or never). Relationship tables are read for `page_size` exported
+    source nodes at a time, each looked up by its id, with no ordering in the store; so a
+    relationship whose source node was not exported is not exported either. Python sorts each
+    table, so the store's order never reaches the hash.
+    """
+    if page_size < 1:
+        raise ValueError(f"page_size must be at least 1, got {page_size}")
     tables: Tables = {}
     for name in TABLE_ORDER:
         export = statement(f"snapshot/{name}")
-        rows: list[dict[str, object]] = []
-        while True:
-            page = store.read(export, {"skip": len(rows), "limit": PAGE_SIZE})
-            rows.extend(page)
-            if len(page) < PAGE_SIZE:
-                break
-        tables[name] = pa.Table.from_pylist(rows, schema=TABLE_SCHEMAS[name])
+        schema = TABLE_SCHEMAS[name]
+        pages: list[pa.Table] = []
+        if name in EDGE_SOURCES:
+            ids = tables[EDGE_SOURCES[name]].column("id")
+            for start in range(0, len(ids), page_size):
+                page = ids.slice(start, page_size).to_pylist()
+                pages.append(pa.Table.from_pylist(store.read(export, {"ids": page}), schema))
+        else:
+            after = ""  # ids are non-empty text (etl.entities), so every id sorts after it
+            while True:
+                rows = store.read(export, {"after": after, "limit": page_size})
+                if rows:
+                    pages.append(pa.Table.from_pylist(rows, schema=schema))
+                if len(rows) < page_size:
+                    break
+                after = max(str(row["id"]) for row in rows)
+        table = pa.concat_tables(pages) if pages else schema.empty_table()
+        tables[name] = table.sort_by([(key, "ascending") for key in SORT_KEYS[name]])
     return tables
 
 

@@ -1,3 +1,4 @@
-MATCH (d:Donor)-[:INTERESTED_IN]->(c:Cause)
+// The causes of one page of exported donors (etl/snapshot.py sorts the table).
+UNWIND $ids AS donor_id
+MATCH (d:Donor {id: donor_id})-[:INTERESTED_IN]->(c:Cause)
 RETURN d.id AS donor_id, c.id AS cause_id
-ORDER BY donor_id, cause_id SKIP $skip LIMIT $limit
