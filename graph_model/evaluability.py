@@ -49,11 +49,18 @@ def assess(test_pairs: np.ndarray, min_test_donors: int, *, train_donations: int
     return Evaluability(reason is None, reason, donors, len(pairs), min_test_donors)
 
 
-def judge_metrics(metrics: dict, min_test_donors: int) -> list[str]:
-    """The gate's reasons a version's recorded evaluation cannot judge it (empty: it can)."""
+def unevaluated_reason(metrics: dict) -> str | None:
+    """Why a version's holdout could not evaluate it, as its metrics record; None if it did."""
     evaluation = metrics.get("evaluation") or {}
     if evaluation.get("status") == "unevaluated":
-        return [f"it is unevaluated: {evaluation.get('reason')}"]
+        return str(evaluation.get("reason"))
+    return None
+
+
+def judge_metrics(metrics: dict, min_test_donors: int) -> list[str]:
+    """The gate's reasons a version's recorded evaluation cannot judge it (empty: it can)."""
+    if (reason := unevaluated_reason(metrics)) is not None:
+        return [f"it is unevaluated: {reason}"]
     test = metrics.get("test") or {}
     pairs, donors = test.get("pairs"), test.get("donors")
     if not isinstance(pairs, int) or not isinstance(donors, int):

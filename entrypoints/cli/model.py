@@ -12,6 +12,7 @@ from rich.table import Table
 from donor_match.settings import AppSettings
 from entrypoints.cli.common import console, open_graph, progress_bars
 from graph_model.config import TrainConfig
+from graph_model.evaluability import unevaluated_reason
 
 if TYPE_CHECKING:
     from graph_model.registry import Registry
@@ -58,10 +59,9 @@ def train_and_promote(settings: AppSettings, snapshot: Path | None, steps: int, 
             snapshot = export_snapshot(store, settings.snapshots_dir)
     version_dir = train_version(settings, snapshot, steps, seed, min_test_donors, track)
     metrics = json.loads((version_dir / "metrics.json").read_text())
-    evaluation = metrics.get("evaluation") or {}
-    if evaluation.get("status") == "unevaluated":
+    if (reason := unevaluated_reason(metrics)) is not None:
         console.print(
-            f"[yellow]evaluation not possible:[/yellow] {evaluation.get('reason')}\n"
+            f"[yellow]evaluation not possible:[/yellow] {reason}\n"
             f"registered {version_dir.name} as unevaluated; it is not served. Serve it anyway "
             f"with `donor-match model promote --force {version_dir.name}`, or load more "
             f"donations and train again."

@@ -18,6 +18,7 @@ from entrypoints.cli.model import promote_new, train_and_promote, train_version
 from entrypoints.cli.store import start_local_store
 from etl.synth import SynthConfig
 from graph_model.config import TrainConfig
+from graph_model.evaluability import unevaluated_reason
 from graphql_api.graphiql import GraphiQLDefaults
 
 SAMPLE_QUERY = """query {{
@@ -175,10 +176,9 @@ def _quickstart_model(settings: Settings, snapshot: Path, steps: int,
         could_not.append("train a model: the graph has nothing to learn from (see above)")
         return False
     metrics = json.loads((version / "metrics.json").read_text())
-    evaluation = metrics.get("evaluation") or {}
-    if evaluation.get("status") == "unevaluated":
+    if (reason := unevaluated_reason(metrics)) is not None:
         could_not.append(
-            f"evaluate the model: {evaluation.get('reason')}. {version.name} is registered "
+            f"evaluate the model: {reason}. {version.name} is registered "
             f"as unevaluated and not served; `donor-match model promote --force "
             f"{version.name}` serves it anyway")
         return current_version(models_dir) is not None
