@@ -10,7 +10,7 @@
 // keep-alive connections (a closed loop). Plain node:http rather than autocannon: autocannon's
 // rate limit sends each connection's quota for a second in one burst at the start of the
 // second, and it opens every connection at once (see closedLoop).
-// Prints one JSON line: throughput and latency percentiles over every answer.
+// Prints one JSON line: every answer's latency and Server-Timing header, and the failures.
 // Why Node rather than locust: the generator shares the machine's two cores with the API and
 // the store, and locust spent ~1.5 ms of CPU a request (~0.3 cores at 200 req/s).
 import http from "node:http";
@@ -41,7 +41,8 @@ function nextRequest() {
 
 const latencies = [];
 // Per answer, its Server-Timing header (the API's phases, when it sends them) beside its
-// latency; parsed only for the slowest 1% at the end, to keep the generator's CPU down.
+// latency. The generator only records: bench/api_load.py summarises (percentiles, the slowest
+// 1%'s phases), so that slices of one phase run at different times can be pooled.
 const timings = [];
 let failures = 0;
 let example = null;
@@ -54,53 +55,14 @@ function check(status, body) {
   }
 }
 
-// The mean of each phase (ms) over the given answers' Server-Timing headers, and what their
-// latency holds outside the app (total latency less the app's own time): the wait for a free
-// connection, the kernel's and the event loop's queues before the app sees the request.
-function phaseBreakdown(order) {
-  const sums = {};
-  let counted = 0;
-  let latency = 0;
-  for (const i of order) {
-    const header = timings[i];
-    if (!header) continue;
-    counted += 1;
-    latency += latencies[i];
-    for (const entry of header.split(",")) {
-      const [name, dur] = entry.trim().split(";dur=");
-      sums[name] = (sums[name] ?? 0) + Number(dur);
-    }
-  }
-  if (!counted) return null;
-  const round = (x) => Math.round((x / counted) * 100) / 100;
-  const outside = latency - (sums.total ?? 0);
-  const phases = Object.fromEntries(
-    Object.entries(sums).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, round(v)]),
-  );
-  return { answers: counted, latency_ms: round(latency), outside_app_ms: round(outside), phases_ms: phases };
-}
-
 function report(seconds) {
-  const byLatency = latencies.map((_, i) => i).sort((a, b) => latencies[b] - latencies[a]);
-  const slowest = byLatency.slice(0, Math.max(1, Math.ceil(latencies.length / 100)));
-  const slowestPhases = phaseBreakdown(slowest);
-  const allPhases = phaseBreakdown(byLatency);
-  latencies.sort((a, b) => a - b);
-  const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
-  const round = (x) => (latencies.length ? Math.round(x * 100) / 100 : null);
-  const mean = latencies.reduce((a, b) => a + b, 0) / Math.max(latencies.length, 1);
   console.log(
     JSON.stringify({
-      requests: latencies.length,
+      seconds,
       failures,
-      throughput_rps: Math.round((latencies.length / seconds) * 10) / 10,
-      p50_ms: round(at(0.5)),
-      p95_ms: round(at(0.95)),
-      p99_ms: round(at(0.99)),
-      mean_ms: round(mean),
       failure_example: example,
-      slowest_1pct: slowestPhases,
-      all_answers: allPhases,
+      latencies_ms: latencies.map((x) => Math.round(x * 100) / 100),
+      server_timings: timings.map((t) => t ?? null),
     }),
   );
 }
