@@ -142,14 +142,7 @@ class _NeedIndex:
         positions: dict[str, int],
         previous: _Impact | None,
     ) -> _Impact:
-        unmet = np.zeros(len(model.nonprofit_ids))
-        for nonprofit_id, need in needs.items():
-            if (position := positions.get(nonprofit_id)) is not None:
-                unmet[position] = need
-        impact = _Impact(needs, model, impact_of(unmet))
-        if previous is not None:
-            for weight in previous.weights():  # the weights requests ranked with, ready too
-                impact.multiplier(weight)
+        impact = _impact_of(needs, model, positions, previous)
         with self._lock:
             self._impact = impact
         return impact
@@ -171,11 +164,15 @@ class _NeedIndex:
 
     def _background_read(self) -> None:
         try:
-            needs = self._read_changes()
+            needs, began = self._changes()
             with self._lock:
                 cached, basis = self._impact, self._basis
+            impact = None
             if basis is not None and (cached is None or cached.needs is not needs):
-                self._compute(needs, *basis, cached)
+                impact = _impact_of(needs, *basis, cached)
+            # The needs and their impact together: requests that saw the new needs before their
+            # impact was ready each computed it themselves, all at once after a bulk update.
+            self._keep(needs, began, impact)
         except StoreError as exc:  # keep serving the last needs; the next refresh retries
             log.warning("could not refresh funding needs: %s", exc)
         finally:
@@ -187,6 +184,11 @@ class _NeedIndex:
         return self._keep(self._repository.needs(), began)
 
     def _read_changes(self) -> dict[str, float]:
+        return self._keep(*self._changes())
+
+    def _changes(self) -> tuple[dict[str, float], float]:
+        """The needs with the changes since the last read applied (the same copy when nothing
+        changed), and when this read began."""
         with self._lock:
             base, since = self._needs or {}, self._since
             self._changed_here = False  # a change from now on is read by the next call
@@ -206,14 +208,37 @@ class _NeedIndex:
                     needs[nonprofit_id] = need
                 else:
                     needs.pop(nonprofit_id, None)
-        return self._keep(needs, began)
+        return needs, began
 
-    def _keep(self, needs: dict[str, float], began: float) -> dict[str, float]:
+    def _keep(
+        self, needs: dict[str, float], began: float, impact: _Impact | None = None
+    ) -> dict[str, float]:
         with self._lock:
             # Of two reads racing, the one begun first may finish last: `since` then moves back,
             # and the next read catches up what it missed.
             self._needs, self._since, self._read_at = needs, began, time.monotonic()
+            if impact is not None:
+                self._impact = impact
         return needs
+
+
+def _impact_of(
+    needs: dict[str, float],
+    model: ModelArtifact,
+    positions: dict[str, int],
+    previous: _Impact | None,
+) -> _Impact:
+    """The impact of `needs` over `model`'s nonprofits, with the multipliers for the weights
+    requests ranked with under `previous` ready too."""
+    unmet = np.zeros(len(model.nonprofit_ids))
+    for nonprofit_id, need in needs.items():
+        if (position := positions.get(nonprofit_id)) is not None:
+            unmet[position] = need
+    impact = _Impact(needs, model, impact_of(unmet))
+    if previous is not None:
+        for weight in previous.weights():
+            impact.multiplier(weight)
+    return impact
 
 
 class _ShownNonprofits:
