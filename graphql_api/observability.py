@@ -98,11 +98,14 @@ class OperationMetrics(SchemaExtension):
         self._metrics = metrics
 
     def on_operation(self) -> Iterator[None]:
+        # Taken before the operation runs: this instance is shared by concurrent requests, and
+        # Strawberry sets each one's `execution_context` on it as it starts.
+        execution = self.execution_context
         started = time.perf_counter()
         yield
-        name = self._metrics.operation_label(self.execution_context.operation_name)
+        name = self._metrics.operation_label(execution.operation_name)
         self._metrics.request_seconds.labels(name).observe(time.perf_counter() - started)
-        result = self.execution_context.result
+        result = execution.result
         for error in getattr(result, "errors", None) or ():
             code = (error.extensions or {}).get("code", "INTERNAL_SERVER_ERROR")
             self._metrics.errors.labels(code).inc()
