@@ -4,10 +4,10 @@ limit, in one layer rather than three (issue 22: each layer was another coroutin
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
-import anyio
 import orjson
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -97,7 +97,9 @@ class RequestMiddleware:
         async def limited_receive() -> Message:
             nonlocal received
             try:
-                with anyio.fail_after(self._read_timeout_s):
+                # asyncio's own timeout: a third of anyio.fail_after's cost (~9 µs a receive);
+                # the API serves on asyncio only (uvicorn, and Starlette's test client).
+                async with asyncio.timeout(self._read_timeout_s):
                     message = await receive()
             except TimeoutError:
                 raise _BodyTooSlowError from None
