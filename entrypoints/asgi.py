@@ -62,6 +62,6 @@ def serve(
         host=host or settings.app.api_host,
         port=port or settings.app.api_port,
         log_config=None,  # uvicorn logs through the JSON handler too
-        access_log=False,  # RequestIdMiddleware writes one access line per request
+        access_log=False,  # RequestMiddleware writes one access line per request
         **uvicorn_options(settings.app),
     )

@@ -40,13 +40,12 @@ from graphql_api.context import Context, Services
 from graphql_api.execution import time_resolvers
 from graphql_api.graphiql import GraphiQLDefaults, graphiql
 from graphql_api.http import PlainPostView
-from graphql_api.limits import BodySizeLimit, SubscriptionSlots
+from graphql_api.limits import SubscriptionSlots
 from graphql_api.loaders import initiative_loader, nonprofit_loader
+from graphql_api.middleware import RequestMiddleware
 from graphql_api.observability import (
     PHASE_SERIALIZATION,
     ApiMetrics,
-    RequestIdMiddleware,
-    RequestPhasesMiddleware,
     add_phase,
 )
 from graphql_api.schema import build_schema
@@ -300,14 +299,11 @@ def build_app(
         middleware=[
             # Outermost, so a request's phases add up to all of its time in the app.
             Middleware(
-                RequestPhasesMiddleware,
+                RequestMiddleware,
                 metrics=metrics.runtime,
-                server_timing=app_settings.server_timing,
-            ),
-            Middleware(RequestIdMiddleware),
-            Middleware(
-                BodySizeLimit, max_bytes=app_settings.max_body_bytes,
+                max_bytes=app_settings.max_body_bytes,
                 read_timeout_s=app_settings.body_read_timeout_s,
+                server_timing=app_settings.server_timing,
             ),
             Middleware(
                 CORSMiddleware,

@@ -1,4 +1,5 @@
-"""Limits that keep one caller from exhausting the API: cost, rate and body size."""
+"""Limits that keep one caller from exhausting the API: cost, rate and subscriptions (the body
+size limit is in graphql_api/middleware.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import anyio
-import orjson
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -21,7 +20,6 @@ from graphql import (
     ValidationContext,
     ValidationRule,
 )
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
@@ -174,64 +172,3 @@ class SubscriptionsNeedWebSocket(SchemaExtension):
                 data=None, errors=[GraphQLError(str(error), original_error=error)]
             )
         yield
-
-
-class BodySizeLimit:
-    """Refuses request bodies over `max_bytes` with 413, counting what is actually received, and
-    bodies that stall for `read_timeout_s` between two parts with 408 (a slow client must not
-    hold a connection and a request's worth of memory for as long as it likes)."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout_s: float = 10.0) -> None:
-        self._app = app
-        self._max_bytes = max_bytes
-        self._read_timeout_s = read_timeout_s
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
-            await self._refuse(send, 413, f"request body larger than {self._max_bytes} bytes")
-            return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            try:
-                with anyio.fail_after(self._read_timeout_s):
-                    message = await receive()
-            except TimeoutError:
-                raise _BodyTooSlowError from None
-            received += len(message.get("body", b""))
-            if received > self._max_bytes:
-                raise _BodyTooLargeError
-            return message
-
-        try:
-            await self._app(scope, limited_receive, send)
-        except _BodyTooLargeError:
-            await self._refuse(send, 413, f"request body larger than {self._max_bytes} bytes")
-        except _BodyTooSlowError:
-            await self._refuse(
-                send, 408, f"request body stalled for {self._read_timeout_s:g} s; send it at once"
-            )
-
-    @staticmethod
-    async def _refuse(send: Send, status: int, message: str) -> None:
-        body = orjson.dumps(
-            {"errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}]}
-        )
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
-
-
-class _BodyTooLargeError(Exception):
-    pass
-
-
-class _BodyTooSlowError(Exception):
-    pass

@@ -7,7 +7,6 @@ import contextvars
 import gc
 import json
 import logging
-import os
 import random
 import re
 import time
@@ -17,8 +16,6 @@ from typing import Any
 
 from anyio import to_thread
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 
 from graph_store import GraphStore, Row, Statement
@@ -98,11 +95,14 @@ class OperationMetrics(SchemaExtension):
         self._metrics = metrics
 
     def on_operation(self) -> Iterator[None]:
+        # Taken before the operation runs: this instance is shared by concurrent requests, and
+        # Strawberry sets each one's `execution_context` on it as it starts.
+        execution = self.execution_context
         started = time.perf_counter()
         yield
-        name = self._metrics.operation_label(self.execution_context.operation_name)
+        name = self._metrics.operation_label(execution.operation_name)
         self._metrics.request_seconds.labels(name).observe(time.perf_counter() - started)
-        result = self.execution_context.result
+        result = execution.result
         for error in getattr(result, "errors", None) or ():
             code = (error.extensions or {}).get("code", "INTERNAL_SERVER_ERROR")
             self._metrics.errors.labels(code).inc()
@@ -126,50 +126,11 @@ class OperationPhases(SchemaExtension):
             phases.add("_execute", time.perf_counter() - began)
 
 
-def _new_request_id() -> str:
+def new_request_id() -> str:
     """128 random bits in hex. Not uuid4: its os.urandom releases the GIL, and on a loaded
     process the event loop then waits for a service thread to hand it back; a request id needs
     uniqueness, not secrecy (`random` reseeds in forked workers)."""
     return f"{random.getrandbits(128):032x}"
-
-
-class RequestIdMiddleware:
-    """Gives every request an id (the caller's `X-Request-ID` or a new one), echoed back and
-    attached to every log line written while serving it; logs one access line per request."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in {"http", "websocket"}:
-            await self._app(scope, receive, send)
-            return
-        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        rid = given if 0 < len(given) <= 128 and given.isprintable() else _new_request_id()
-        token = request_id.set(rid)
-        started, status = time.perf_counter(), 0
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                MutableHeaders(scope=message)["X-Request-ID"] = rid
-            await send(message)
-
-        try:
-            await self._app(scope, receive, send_with_id)
-        finally:
-            access_log.info(
-                "request",
-                extra={
-                    "method": scope.get("method", "WS"),
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "request_id": rid,
-                },
-            )
-            request_id.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
@@ -409,52 +370,6 @@ class RuntimeMetrics:
             self.slow_requests.inc()
             for phase, seconds in phases.items():
                 self.slow_phase.labels(phase).observe(seconds)
-
-
-class RequestPhasesMiddleware:
-    """Times each HTTP request's phases (see `RequestPhases`), keeps slow ones' as metrics,
-    counts requests per worker process and, with `server_timing`, sends the phases back in a
-    `Server-Timing` header (the load benchmark reads it; off in production, where it would tell
-    callers about the server's internals)."""
-
-    def __init__(self, app: ASGIApp, metrics: RuntimeMetrics, server_timing: bool = False) -> None:
-        self._app = app
-        self._metrics = metrics
-        self._server_timing = server_timing
-        worker = str(os.getpid())
-        self._requests = metrics.worker_requests.labels(worker)
-        self._in_flight = metrics.worker_in_flight.labels(worker)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        self._requests.inc()
-        self._in_flight.inc()
-        phases = RequestPhases(time.perf_counter())
-        token = current_phases.set(phases)
-        finished: dict[str, float] | None = None
-        total = 0.0
-
-        async def send_with_timing(message: Message) -> None:
-            nonlocal finished, total
-            if message["type"] == "http.response.start" and finished is None:
-                now = time.perf_counter()
-                total = now - phases.started
-                finished = phases.finish(now)
-                if self._server_timing:
-                    MutableHeaders(scope=message)["Server-Timing"] = server_timing_header(
-                        finished, total
-                    )
-            await send(message)
-
-        try:
-            await self._app(scope, receive, send_with_timing)
-        finally:
-            self._in_flight.dec()
-            current_phases.reset(token)
-            if finished is not None:
-                self._metrics.record(finished, total)
 
 
 def server_timing_header(phases: dict[str, float], total: float) -> str:

@@ -14,8 +14,9 @@ from strawberry.extensions import (
     MaxAliasesLimiter,
     MaxTokensLimiter,
     QueryDepthLimiter,
-    ValidationCache,
+    SchemaExtension,
 )
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.scalars import JSON
 from strawberry.types import ExecutionContext, Info
 
@@ -27,9 +28,10 @@ from donor_match.settings import AppSettings
 from graphql_api.context import Context
 from graphql_api.errors import ErrorCodes, log_errors
 from graphql_api.execution import PlainFieldExecution
+from graphql_api.hooks import FastExtensionsRunner
 from graphql_api.limits import RateLimit, SubscriptionsNeedWebSocket, cost_rule
 from graphql_api.observability import ApiMetrics, OperationMetrics, OperationPhases, run_in_thread
-from graphql_api.parsing import ParsedOperationCache
+from graphql_api.parsing import ParsedOperationCache, ValidatedOperationCache
 from graphql_api.types import (
     AnalyticsResult,
     ApiKey,
@@ -302,6 +304,11 @@ class _Schema(strawberry.Schema):
         # would be a flood of tracebacks.
         log_errors(errors, execution_context)
 
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return FastExtensionsRunner(execution_context, extensions)
+
 
 def build_schema(
     settings: AppSettings, limiter: RateLimiter, metrics: ApiMetrics
@@ -321,7 +328,7 @@ def build_schema(
         # keyed by the text and parser options, then by the parsed document and the rules, so
         # the token, depth, alias and cost limits still apply).
         ParsedOperationCache,
-        lambda: ValidationCache(maxsize=256),
+        ValidatedOperationCache,
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
