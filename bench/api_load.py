@@ -810,10 +810,14 @@ def pooled(slices: list[dict[str, Any]]) -> dict[str, Any]:
                 used[pid] = used.get(pid, 0.0) + seconds
         result["api_cpu_ms_per_request"] = round(sum(used.values()) / result["requests"] * 1e3, 2)
         result["api_cpu_share_by_worker"] = _shares(used)
-    headline = ("p50_ms", "p99_ms", "throughput_rps", "api_cpu_ms_per_request",
-                "generator_cpu_ms_per_request", "store_forks", "during")
-    result["slices"] = [{k: piece[k] for k in headline if k in piece} for piece in slices]
+    result["slices"] = [_headline(piece) for piece in slices]
     return result
+
+
+def _headline(piece: dict[str, Any]) -> dict[str, Any]:
+    keys = ("target", "p50_ms", "p99_ms", "throughput_rps", "api_cpu_ms_per_request",
+            "generator_cpu_ms_per_request", "store_forks", "during")
+    return {k: piece[k] for k in keys if k in piece}
 
 
 def _niced(write: Callable[[], dict[str, Any]], nice: int) -> Callable[[], dict[str, Any]]:
@@ -970,9 +974,11 @@ def main() -> None:
         workers = api_workers(api)
         # Unmeasured: the first seconds of open-loop load after a pause are slower for whichever
         # target comes first (docs/api-performance.md); the comparison is of the steady state.
-        for target in ("graphql", "bare") if args.warmup_seconds else ():
+        warmup = [
             _load(base, target, args.donors, args.connections, args.rate[0], args.warmup_seconds,
-                  token)
+                  token, workers, forks=server.forks)
+            for target in (("graphql", "bare") if args.warmup_seconds else ())
+        ]
         if args.etl_donations is None:
             args.etl_donations = max(1, args.donations // 20)
         writers: dict[str, Callable[[], dict[str, Any]]] = {
@@ -1030,6 +1036,7 @@ def main() -> None:
             "donations": args.donations,
         },
         "prepared": prepared,
+        "warmup": [_headline(piece) for piece in warmup],
         "runs": runs,
         "targets": {
             "rate": args.rate[0],
