@@ -184,6 +184,7 @@ async def layers(app: Any, args: argparse.Namespace, token: str) -> dict[str, li
     the GraphQL view without the app's middleware, and Strawberry's `schema.execute` alone."""
     from donor_match.services.auth import Principal, Role
     from graphql_api.app import _GraphQLApp
+    from graphql_api.context import Context
     from graphql_api.loaders import initiative_loader, nonprofit_loader
 
     view = next(
@@ -194,15 +195,15 @@ async def layers(app: Any, args: argparse.Namespace, token: str) -> dict[str, li
     whole, bare_view = Client(app, loop), Client(view, loop)
     principal = Principal("bench", Role.ADMIN)
 
-    def context() -> dict[str, Any]:
+    def context() -> Context:
         services = view._services
-        return {
-            "request": None, "response": None, "services": services,
-            "metrics": view._metrics, "client": "ip:bench",
-            "subscription_slots": view._subscription_slots, "principal": principal,
-            "nonprofit_loader": nonprofit_loader(services.catalog, cache=True),
-            "initiative_loader": initiative_loader(services.catalog, cache=True),
-        }
+        return Context(
+            request=None, response=None, services=services,  # type: ignore[arg-type]
+            metrics=view._metrics, client="ip:bench",
+            subscription_slots=view._subscription_slots, authenticated=principal,
+            nonprofit_loader=nonprofit_loader(services.catalog, cache=True),
+            initiative_loader=initiative_loader(services.catalog, cache=True),
+        )
 
     async def execute(donor: str) -> None:
         result = await view.schema.execute(
