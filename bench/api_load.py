@@ -907,6 +907,12 @@ def main() -> None:
         help="CPU niceness of the stall phases' writer thread (0: the API's own priority)",
     )
     parser.add_argument(
+        "--first",
+        choices=["graphql", "bare"],
+        default="graphql",
+        help="the target of the first slice (the order then alternates pair by pair)",
+    )
+    parser.add_argument(
         "--warmup-seconds",
         type=int,
         default=5,
@@ -1001,7 +1007,7 @@ def main() -> None:
         # alternating from pair to pair (G B, B G, ...), so that drift over the run and what
         # the host or the store does meanwhile fall on both sides alike.
         slices: dict[str, list[dict[str, Any]]] = {}
-        pair = 0
+        pair = 0 if args.first == "graphql" else 1
         for name, rate, seconds, stall in comparisons:
             for _ in range(args.rounds):
                 for target in ("graphql", "bare") if pair % 2 == 0 else ("bare", "graphql"):
