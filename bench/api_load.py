@@ -24,8 +24,9 @@
 4. stall (--stall): the same, at the first --rate for --stall-seconds, while a bulk update of
    funding needs (`bulk_update_needs`) or an ETL load of donations (`etl_load_donations`)
    lands in every slice, starting 3 s in, so a stall after bulk writes shows in p99.
-The API sends each answer's phases (Server-Timing); the generator prints the mean phases of the
-slowest 1% of each GraphQL phase's answers and what their latency held outside the app.
+The API sends each answer's phases (Server-Timing), which the generator records; the results
+give the mean phases of the slowest 1% of each GraphQL phase's answers and what their latency
+held outside the app.
 The targets are ratios in one run: GraphQL's throughput over the floor's, and its p99 over the
 floor's at the first --rate, with and without the stalls.
 Results go to bench/results/api-load-<donors>.json and stdout. Not a test.
