@@ -844,7 +844,7 @@ def _niced(write: Callable[[], dict[str, Any]], nice: int) -> Callable[[], dict[
     return run
 
 
-def _settle(forks: Callable[[], int | None], quiet_s: float = 35, limit_s: float = 240) -> float:
+def _settle(forks: Callable[[], int | None], quiet_s: float, limit_s: float = 240) -> float:
     """Wait until the store has not forked for `quiet_s` (at most `limit_s`); returns the wait.
     After loading its append-only file FalkorDB forks to collect the index garbage the replay
     left, on a timer, for the first half minute or so: a phase measured then is slower whichever
