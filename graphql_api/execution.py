@@ -23,6 +23,7 @@ any, every field takes the full path.
 
 from __future__ import annotations
 
+import keyword
 import math
 import threading
 import time
@@ -63,7 +64,7 @@ Completer = Callable[[Any], Any]  # a resolved value -> its completed value, or 
 
 # Per field definition (they live as long as their schema): how to read a plain field from its
 # source, or None for any other field. Keyed by id, the field kept beside it.
-_READERS: dict[int, tuple[GraphQLField, Callable[[Any], Any] | None]] = {}
+_READERS: dict[int, tuple[GraphQLField, tuple[Callable[[Any], Any], str | None] | None]] = {}
 
 # Completers shared by executions of the same operation object (Strawberry's parser cache hands
 # every request with the same text the same document) where the variables its directives read
@@ -172,66 +173,152 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         return id(operation), values
 
     def _compile(self, return_type: GraphQLOutputType, fields: Any) -> Completer | None:
-        if isinstance(return_type, GraphQLNonNull):
-            return _non_null(self._compile(return_type.of_type, fields))
-        if isinstance(return_type, GraphQLList):
-            return _list_of(self._compile(return_type.of_type, fields))
-        if isinstance(return_type, GraphQLObjectType):
-            return self._compile_object(return_type, fields)
-        if is_leaf_type(return_type):
-            return _leaf(return_type)  # type: ignore[arg-type]
-        return None  # interfaces and unions
+        return _CompleterSource(self).compile(return_type, fields)
 
-    def _compile_object(self, object_type: GraphQLObjectType, fields: Any) -> Completer | None:
+
+class _NotPlain(Exception):
+    """A selection below the one being compiled is not plain: the whole of it is not."""
+
+
+class _CompleterSource:
+    """Writes a completer for one type and selection as the source of one Python function.
+
+    Why source: a page's completion was a call per object and list through nested closures
+    that looped over their members; one straight-line function per selection, with the objects
+    and lists below it inline, took most of those calls away (docs/api-performance.md). Nothing
+    from the request is written into the source: response keys are GraphQL names (quoted with
+    repr), attributes are Python identifiers, and every other value (readers, leaf completers,
+    type names) is passed in the function's namespace.
+    """
+
+    # Beyond this many nested blocks, a selection gets a function of its own: CPython allows
+    # only 20 statically nested blocks in one function.
+    MAX_NESTING = 8
+
+    def __init__(self, execution: PlainFieldExecution) -> None:
+        self._execution = execution
+        self._namespace: dict[str, Any] = {
+            "NOT_PLAIN": _NOT_PLAIN, "isfinite": math.isfinite, "SEQUENCE": (list, tuple)
+        }
+        self._names = 0
+
+    def compile(self, return_type: GraphQLOutputType, fields: Any) -> Completer | None:
+        lines: list[str] = []
+        try:
+            self._value(lines, 1, 0, return_type, fields, "value", "completed")
+        except _NotPlain:
+            return None
+        source = "\n".join(["def complete(value):", *lines, "    return completed", ""])
+        code = compile(source, f"<completer {return_type}>", "exec")
+        exec(code, self._namespace)  # the source is ours: see the class
+        complete: Completer = self._namespace.pop("complete")
+        return complete
+
+    def _name(self, prefix: str) -> str:
+        self._names += 1
+        return f"{prefix}{self._names}"
+
+    def _constant(self, value: Any) -> str:
+        name = self._name("k")
+        self._namespace[name] = value
+        return name
+
+    def _value(
+        self, lines: list[str], indent: int, nesting: int, value_type: GraphQLOutputType,
+        fields: Any, source: str, target: str, nullable: bool = True,
+    ) -> None:
+        """Lines setting `target` to `source` completed as `value_type`, or returning
+        NOT_PLAIN from the function where graphql-core must complete it (a null where
+        `nullable` is False among them)."""
+        pad = "    " * indent
+        if isinstance(value_type, GraphQLNonNull):
+            self._value(lines, indent, nesting, value_type.of_type, fields, source, target, False)
+        elif is_leaf_type(value_type):
+            self._leaf(lines, pad, value_type, source, target, nullable)  # type: ignore[arg-type]
+        elif nesting >= self.MAX_NESTING:
+            own = _CompleterSource(self._execution).compile(value_type, fields)
+            if own is None:
+                raise _NotPlain
+            refused = f"{target} is NOT_PLAIN" + ("" if nullable else f" or {target} is None")
+            lines += [f"{pad}{target} = {self._constant(own)}({source})",
+                      f"{pad}if {refused}:", f"{pad}    return NOT_PLAIN"]
+        elif isinstance(value_type, GraphQLList):
+            item, completed = self._name("i"), self._name("c")
+            lines += [
+                f"{pad}if {source} is None:",
+                f"{pad}    {target} = None" if nullable else f"{pad}    return NOT_PLAIN",
+                # graphql-core takes other iterables, and refuses strings
+                f"{pad}elif not isinstance({source}, SEQUENCE):", f"{pad}    return NOT_PLAIN",
+                f"{pad}else:", f"{pad}    {target} = []", f"{pad}    for {item} in {source}:",
+            ]
+            self._value(
+                lines, indent + 2, nesting + 1, value_type.of_type, fields, item, completed
+            )
+            lines.append(f"{pad}        {target}.append({completed})")
+        elif isinstance(value_type, GraphQLObjectType):
+            self._object(lines, indent, nesting, value_type, fields, source, target, nullable)
+        else:
+            raise _NotPlain  # interfaces and unions
+
+    def _object(
+        self, lines: list[str], indent: int, nesting: int, object_type: GraphQLObjectType,
+        fields: Any, source: str, target: str, nullable: bool,
+    ) -> None:
         if object_type.is_type_of is not None:
-            return None
-        grouped, defers, forbidden = self.collect_subfields(object_type, fields)
+            raise _NotPlain
+        grouped, defers, forbidden = self._execution.collect_subfields(object_type, fields)
         if defers or forbidden:
-            return None
-        members: list[tuple[str, Callable[[Any], Any], Completer, int]] = []
-        for name, field_fields in grouped.items():
-            node = field_fields[0].node
+            raise _NotPlain
+        pad = "    " * indent
+        reads: list[str] = []
+        completions: list[str] = []
+        entries: list[str] = []
+        for key, key_fields in grouped.items():
+            node = key_fields[0].node
             if node.name.value == "__typename":
-                members.append((name, lambda _: object_type.name, _same, _NO_SHORTCUT))
+                entries.append(f"{key!r}: {self._constant(object_type.name)}")
                 continue
-            field_def = self.schema.get_field(object_type, node.name.value)
+            field_def = self._execution.schema.get_field(object_type, node.name.value)
             if field_def is None:
                 continue  # graphql-core leaves it out too
-            read = plain_reader(field_def)
-            complete = self._compile(field_def.type, field_fields) if read else None
-            if read is None or complete is None or node.arguments:
-                return None
-            members.append((name, read, complete, _shortcut(field_def.type)))
+            plain = _plain_field(field_def)
+            if plain is None or node.arguments:
+                raise _NotPlain
+            read, attribute = plain
+            raw, completed = self._name("r"), self._name("c")
+            if attribute is not None:
+                reads.append(f"{pad}        {raw} = {source}.{attribute}")
+            else:
+                reads.append(f"{pad}        {raw} = {self._constant(read)}({source})")
+            self._value(
+                completions, indent + 1, nesting + 1, field_def.type, key_fields, raw, completed
+            )
+            entries.append(f"{key!r}: {completed}")
+        lines += [
+            f"{pad}if {source} is None:",
+            f"{pad}    {target} = None" if nullable else f"{pad}    return NOT_PLAIN",
+            f"{pad}elif isinstance({source}, Exception):", f"{pad}    return NOT_PLAIN",
+            f"{pad}else:",
+        ]
+        if reads:  # graphql-core's path reads again a field that raised, and reports it
+            lines += [f"{pad}    try:", *reads, f"{pad}    except Exception:",
+                      f"{pad}        return NOT_PLAIN"]
+        lines += completions
+        lines.append(f"{pad}    {target} = {{{', '.join(entries)}}}")
 
-        # Built-in scalars' values that their completers return unchanged are checked here,
-        # inline: a page is mostly such leaves, and their completers' calls were most of it.
-        def complete_object(value: Any) -> Any:
-            if value is None:
-                return None
-            if isinstance(value, Exception):
-                return _NOT_PLAIN
-            result = {}
-            for name, read, complete, shortcut in members:
-                try:
-                    field = read(value)
-                except Exception:  # graphql-core's path reads it again and reports it
-                    return _NOT_PLAIN
-                kind = type(field)
-                if shortcut and (
-                    (kind is str and shortcut == _STR)
-                    or (kind is float and shortcut == _FLOAT and math.isfinite(field))
-                    or (kind is int and shortcut == _INT and -(2**31) <= field < 2**31)
-                    or (kind is bool and shortcut == _BOOL)
-                ):
-                    result[name] = field
-                    continue
-                completed = complete(field)
-                if completed is _NOT_PLAIN:
-                    return _NOT_PLAIN
-                result[name] = completed
-            return result
-
-        return complete_object
+    def _leaf(
+        self, lines: list[str], pad: str, leaf: GraphQLLeafType, source: str, target: str,
+        nullable: bool,
+    ) -> None:
+        complete = self._constant(_leaf(leaf))
+        refused = f"{target} is NOT_PLAIN" + ("" if nullable else f" or {target} is None")
+        called = [f"{target} = {complete}({source})", f"if {refused}:", "    return NOT_PLAIN"]
+        unchanged = _UNCHANGED.get(leaf)
+        if unchanged is None:
+            lines += [pad + line for line in called]
+        else:  # most leaves of a page: taken as they are, without a call
+            lines += [f"{pad}if {unchanged.format(source)}:", f"{pad}    {target} = {source}",
+                      f"{pad}else:", *(f"{pad}    {line}" for line in called)]
 
 
 class _DirectiveVariableNames(Visitor):
@@ -268,84 +355,24 @@ def _read(read: Callable[[Any], Any], source: Any) -> Any:
         return _NOT_PLAIN
 
 
-def _same(value: Any) -> Any:
-    return value
-
-
-def _non_null(inner: Completer | None) -> Completer | None:
-    if inner is None:
-        return None
-
-    def complete_non_null(value: Any) -> Any:
-        completed = inner(value)
-        return _NOT_PLAIN if completed is None else completed
-
-    return complete_non_null
-
-
-def _list_of(inner: Completer | None) -> Completer | None:
-    if inner is None:
-        return None
-
-    def complete_list(value: Any) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, list | tuple):
-            return _NOT_PLAIN  # graphql-core takes other iterables, and refuses strings
-        items = []
-        for item in value:
-            completed = inner(item)
-            if completed is _NOT_PLAIN:
-                return _NOT_PLAIN
-            items.append(completed)
-        return items
-
-    return complete_list
-
-
-def _finite_float(value: Any) -> bool:
-    return type(value) is float and math.isfinite(value)
-
-
-def _int32(value: Any) -> bool:
-    return type(value) is int and -(2**31) <= value < 2**31
-
-
-# Values the built-in scalars return unchanged (graphql.type.scalars): checked first, so most
-# leaves skip the scalar's own coercion.
-_UNCHANGED: dict[GraphQLLeafType, Callable[[Any], bool]] = {
-    GraphQLString: lambda value: type(value) is str,
-    GraphQLID: lambda value: type(value) is str,
-    GraphQLBoolean: lambda value: type(value) is bool,
-    GraphQLFloat: _finite_float,
-    GraphQLInt: _int32,
+# Conditions (on a value written `{}`) under which the built-in scalars return a value unchanged
+# (graphql.type.scalars): checked first, so most leaves skip the scalar's own coercion.
+_UNCHANGED: dict[GraphQLLeafType, str] = {
+    GraphQLString: "type({0}) is str",
+    GraphQLID: "type({0}) is str",
+    GraphQLBoolean: "type({0}) is bool",
+    GraphQLFloat: "type({0}) is float and isfinite({0})",
+    GraphQLInt: "type({0}) is int and -2147483648 <= {0} <= 2147483647",
 }
-
-
-_NO_SHORTCUT, _STR, _FLOAT, _INT, _BOOL = range(5)
-_SHORTCUTS: dict[GraphQLLeafType, int] = {
-    GraphQLString: _STR, GraphQLID: _STR, GraphQLFloat: _FLOAT, GraphQLInt: _INT,
-    GraphQLBoolean: _BOOL,
-}
-
-
-def _shortcut(field_type: GraphQLOutputType) -> int:
-    """For a (non-null) built-in scalar, which values `complete_object` may take as they are:
-    those `_UNCHANGED` lets through, which its completer would return unchanged too."""
-    if isinstance(field_type, GraphQLNonNull):
-        field_type = field_type.of_type
-    return _SHORTCUTS.get(field_type, _NO_SHORTCUT)  # type: ignore[arg-type]
 
 
 def _leaf(leaf: GraphQLLeafType) -> Completer:
-    unchanged = _UNCHANGED.get(leaf)
+    """A leaf's completer, for the values the source's inline `_UNCHANGED` check let through."""
     coerce = leaf.coerce_output_value
 
     def complete_leaf(value: Any) -> Any:
         if value is None:
             return None
-        if unchanged is not None and unchanged(value):
-            return value
         if isinstance(value, Exception):
             return _NOT_PLAIN
         try:
@@ -361,11 +388,18 @@ def plain_reader(field_def: GraphQLField) -> Callable[[Any], Any] | None:
     """How to read the field from its source where it is plain: no arguments, and Strawberry's
     resolver for a basic field (marked `_is_default`, which alone also marks the wrappers of
     fields with permissions or extensions); None for any other field."""
+    plain = _plain_field(field_def)
+    return plain[0] if plain is not None else None
+
+
+def _plain_field(field_def: GraphQLField) -> tuple[Callable[[Any], Any], str | None] | None:
+    """`plain_reader`'s reader, with the attribute it reads where a completer's source may
+    read it directly (a Python identifier)."""
     cached = _READERS.get(id(field_def))
     if cached is not None and cached[0] is field_def:
         return cached[1]
     resolve = field_def.resolve
-    read: Callable[[Any], Any] | None = None
+    plain: tuple[Callable[[Any], Any], str | None] | None = None
     if (
         resolve is not None
         and getattr(resolve, "_is_default", False)
@@ -374,11 +408,13 @@ def plain_reader(field_def: GraphQLField) -> Callable[[Any], Any] | None:
     ):
         definition = field_def.extensions.get("strawberry-definition")
         if definition is not None and definition.default_resolver is getattr:
-            read = attrgetter(definition.python_name)
+            name = definition.python_name
+            direct = name.isidentifier() and not keyword.iskeyword(name)
+            plain = (attrgetter(name), name if direct else None)
         else:
-            read = lambda source: resolve(source, None)  # noqa: E731
-    _READERS[id(field_def)] = (field_def, read)
-    return read
+            plain = (lambda source: resolve(source, None), None)
+    _READERS[id(field_def)] = (field_def, plain)
+    return plain
 
 
 def time_resolvers(schema: GraphQLSchema) -> None:

@@ -195,3 +195,33 @@ def test_completers_are_shared_by_executions_of_one_document_with_the_same_direc
     assert "text" not in run(False)["items"][0]["label"]
     assert len(compiled) > first
     assert "size" in run(True, size=False)["items"][0]
+
+
+@strawberry.type
+class Node:
+    name: str
+    children: list[Node]
+
+
+def _tree(depth: int) -> Node:
+    return Node(name=f"level-{depth}", children=[_tree(depth - 1)] if depth else [])
+
+
+@strawberry.type
+class Forest:
+    @strawberry.field
+    def trees(self) -> list[Node]:
+        return [_tree(30), _tree(2)]
+
+
+def test_a_selection_nested_deeper_than_one_function_holds_gets_the_same_answer() -> None:
+    """A completer's source nests a loop per list, and CPython compiles at most 20 statically
+    nested blocks in one function: deep selections are split into functions."""
+    depth = 30
+    query = "{ trees { " + "name children { " * depth + "name" + " }" * depth + " } }"
+    full = asyncio.run(strawberry.Schema(query=Forest).execute(query))
+    schema = strawberry.Schema(query=Forest, execution_context_class=PlainFieldExecution)
+    short = asyncio.run(schema.execute(query))
+    assert full.errors is None and short.errors is None
+    assert short.data == full.data
+    assert str(short.data).count("'name': 'level-") == depth + 1 + 3
