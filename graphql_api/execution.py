@@ -58,9 +58,9 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from graphql_api.observability import current_phases
 
-_NOT_PLAIN: Any = object()  # what a completer returns for a value it leaves to graphql-core
+NOT_PLAIN: Any = object()  # what a completer returns for a value it leaves to graphql-core
 
-Completer = Callable[[Any], Any]  # a resolved value -> its completed value, or _NOT_PLAIN
+Completer = Callable[[Any], Any]  # a resolved value -> its completed value, or NOT_PLAIN
 
 # Per field definition (they live as long as their schema): how to read a plain field from its
 # source, or None for any other field. Keyed by id, the field kept beside it.
@@ -100,7 +100,7 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         complete = self._completer(return_type, field_details_list)
         if complete is not None:
             completed = complete(result)
-            if completed is not _NOT_PLAIN:
+            if completed is not NOT_PLAIN:
                 return completed
         return super().complete_value(
             return_type, field_details_list, info, path, result, position_context
@@ -123,7 +123,7 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
             complete = self._completer(field_def.type, field_details_list)  # type: ignore[union-attr]
             if complete is not None:
                 completed = complete(_read(read, source))
-                if completed is not _NOT_PLAIN:
+                if completed is not NOT_PLAIN:
                     return completed
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
@@ -162,7 +162,7 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         with _SHARED_LOCK:
             known = _DIRECTIVE_VARIABLES.get(id(operation))
         if known is None or known[0] is not operation:
-            known = (operation, _directive_variables(operation, self.fragment_definitions))
+            known = (operation, directive_variables(operation, self.fragment_definitions))
             with _SHARED_LOCK:
                 _DIRECTIVE_VARIABLES[id(operation)] = known
         values = tuple(self.variable_values.coerced.get(name) for name in known[1])
@@ -198,7 +198,7 @@ class _CompleterSource:
     def __init__(self, execution: PlainFieldExecution) -> None:
         self._execution = execution
         self._namespace: dict[str, Any] = {
-            "NOT_PLAIN": _NOT_PLAIN, "isfinite": math.isfinite, "SEQUENCE": (list, tuple)
+            "NOT_PLAIN": NOT_PLAIN, "isfinite": math.isfinite, "SEQUENCE": (list, tuple)
         }
         self._names = 0
 
@@ -321,6 +321,30 @@ class _CompleterSource:
                       f"{pad}else:", *(f"{pad}    {line}" for line in called)]
 
 
+def compiled_completer(
+    operation: OperationDefinitionNode, return_type: GraphQLOutputType, node: Any
+) -> tuple[bool, Completer | None]:
+    """Whether an execution of `operation` (one whose directives read no variables) compiled a
+    completer for its root field `node` of `return_type` yet, and that completer (None where
+    the selection is not plain): graphql_api.operation_plan runs it without an execution."""
+    key = ((id(operation), ()), return_type, (id(node),))
+    with _SHARED_LOCK:
+        shared = _SHARED.get(key)
+    if shared is None or shared[0] is not operation:
+        return False, None
+    return True, shared[1]
+
+
+def directive_variables(operation: OperationDefinitionNode, fragments: dict[str, Any]) -> tuple[
+    str, ...
+]:
+    """The variables read by directives in the operation or any fragment of its document."""
+    visitor = _DirectiveVariableNames()
+    for node in (operation, *fragments.values()):
+        visit(node, visitor)
+    return tuple(sorted(visitor.names))
+
+
 class _DirectiveVariableNames(Visitor):
     def __init__(self) -> None:
         super().__init__()
@@ -338,21 +362,11 @@ class _DirectiveVariableNames(Visitor):
             self.names.add(node.name.value)
 
 
-def _directive_variables(operation: OperationDefinitionNode, fragments: dict[str, Any]) -> tuple[
-    str, ...
-]:
-    """The variables read by directives in the operation or any fragment of its document."""
-    visitor = _DirectiveVariableNames()
-    for node in (operation, *fragments.values()):
-        visit(node, visitor)
-    return tuple(sorted(visitor.names))
-
-
 def _read(read: Callable[[Any], Any], source: Any) -> Any:
     try:
         return read(source)
     except Exception:  # graphql-core's path reads it again and reports it where it belongs
-        return _NOT_PLAIN
+        return NOT_PLAIN
 
 
 # Conditions (on a value written `{}`) under which the built-in scalars return a value unchanged
@@ -374,12 +388,12 @@ def _leaf(leaf: GraphQLLeafType) -> Completer:
         if value is None:
             return None
         if isinstance(value, Exception):
-            return _NOT_PLAIN
+            return NOT_PLAIN
         try:
             coerced = coerce(value)
         except (GraphQLError, TypeError, ValueError):
-            return _NOT_PLAIN  # graphql-core reports it as a field error
-        return _NOT_PLAIN if coerced is Undefined or coerced is None else coerced
+            return NOT_PLAIN  # graphql-core reports it as a field error
+        return NOT_PLAIN if coerced is Undefined or coerced is None else coerced
 
     return complete_leaf
 

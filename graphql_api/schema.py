@@ -31,6 +31,7 @@ from graphql_api.execution import PlainFieldExecution
 from graphql_api.hooks import FastExtensionsRunner
 from graphql_api.limits import RateLimit, SubscriptionsNeedWebSocket, cost_rule
 from graphql_api.observability import ApiMetrics, OperationMetrics, OperationPhases, run_in_thread
+from graphql_api.operation_plan import PlannedSchema
 from graphql_api.parsing import ParsedOperationCache, ValidatedOperationCache
 from graphql_api.types import (
     AnalyticsResult,
@@ -296,7 +297,7 @@ class Subscription:
                 yield Nonprofit.of(nonprofit)
 
 
-class _Schema(strawberry.Schema):
+class _Schema(PlannedSchema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
