@@ -67,6 +67,16 @@ class NotJsonError(json.JSONDecodeError):
         self.reason = reason
 
 
+def _json_bytes(data: object) -> bytes:
+    began = time.perf_counter()
+    try:
+        body = orjson.dumps(data)
+    except orjson.JSONEncodeError:  # non-string keys: `analyticsQuery` rows are the analyst's
+        body = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    add_phase(PHASE_SERIALIZATION, time.perf_counter() - began)
+    return body
+
+
 def json_depth_over(value: object, limit: int) -> bool:
     """Whether `value` nests lists and objects deeper than `limit` (iteratively: a deep value
     must not exhaust the stack while it is being checked)."""
@@ -134,12 +144,18 @@ class _GraphQLApp(PlainPostView, GraphQL[Context, None]):
             raise HTTPException(400, exc.reason) from exc
 
     def encode_json(self, data: object) -> str:
-        # Text, as WebSocket messages must be; non-string keys: `analyticsQuery` rows are the
-        # analyst's own JSON.
-        began = time.perf_counter()
-        text = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode()
-        add_phase(PHASE_SERIALIZATION, time.perf_counter() - began)
-        return text
+        # Text, as WebSocket messages must be.
+        return _json_bytes(data).decode()
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        # Strawberry's, with the body encoded once, as bytes (its own takes `encode_json`'s
+        # text and encodes it again).
+        response = Response(_json_bytes(response_data), media_type="application/json")
+        response.headers.raw.extend(sub_response.headers.raw)
+        response.background = sub_response.background
+        if sub_response.status_code:
+            response.status_code = sub_response.status_code
+        return response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -5,6 +5,7 @@ limit, in one layer rather than three (issue 22: each layer was another coroutin
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 
@@ -159,6 +160,8 @@ def _request_id(given: bytes) -> str:
 
 
 def _log_access(scope: Scope, status: int, started: float, rid: str) -> None:
+    if not access_log.isEnabledFor(logging.INFO):
+        return  # its fields are not worth computing for every request when nobody keeps them
     access_log.info(
         "request",
         extra={

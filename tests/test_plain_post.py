@@ -92,3 +92,14 @@ def test_json_with_a_charset_takes_the_plain_path(
     )
     assert response.status_code == 200 and response.json()["data"]["causes"]
     assert generic_calls == []
+
+
+def test_response_bodies_with_non_string_keys_are_still_encoded() -> None:
+    """Bodies are encoded without orjson's slower non-string-key option first, and with it
+    where a value needs it (an analyst's JSON rows may have integer keys)."""
+    from graphql_api.app import _json_bytes
+
+    assert _json_bytes({"data": {"rows": [{1: "one", "a": [2.5]}]}}) == (
+        b'{"data":{"rows":[{"1":"one","a":[2.5]}]}}'
+    )
+    assert _json_bytes({"data": {"x": "y"}}) == b'{"data":{"x":"y"}}'
