@@ -13,13 +13,16 @@ statement, as bench/api_load.py's bulk update does), then refreshes as an API pr
 the changes; "old" only differs in the overlap (60 s). Variants alternate (old new new old ...),
 a minute apart, so that no variant re-reads the previous one's update. Reports per variant the
 rows and CPU of the first refresh after the update (the API's: `time.process_time` of this
-process; the store's: its server process's from /proc), and rows and CPU summed over the minute.
+process, with the part spent reading, i.e. the store call and parsing its rows, and the part in
+the garbage collector; the store's: its server process's from /proc, in 10 ms ticks), and rows
+and CPU summed over the minute.
 Not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -43,6 +46,24 @@ OLD_OVERLAP_S = 60.0  # before the stamps came from the store's clock
 
 def _log(message: str) -> None:
     print(f"[need-refresh {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class GcTime:
+    """CPU seconds this process spent in the cyclic garbage collector (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.total_s = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._on)
+
+    def _on(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.total_s += time.process_time() - self._started
+
+
+GC = GcTime()
 
 
 def _server_cpu_s(pid: int) -> float:
@@ -104,7 +125,7 @@ def run_variant(
     refreshes = []
     for step in range(int(MINUTE_S / args.refresh_s) + 1):
         repository.shift_ms = int(step * args.refresh_s * 1000)
-        rows, read_cpu = repository.rows, repository.read_cpu_s
+        rows, read_cpu, gc_s = repository.rows, repository.read_cpu_s, GC.total_s
         api_cpu, store_cpu, wall = time.process_time(), _server_cpu_s(server_pid), time.monotonic()
         index._read_changes()
         refreshes.append({
@@ -112,6 +133,7 @@ def run_variant(
             "rows": repository.rows - rows,
             "api_cpu_ms": round((time.process_time() - api_cpu) * 1000, 1),
             "read_cpu_ms": round((repository.read_cpu_s - read_cpu) * 1000, 1),
+            "gc_cpu_ms": round((GC.total_s - gc_s) * 1000, 1),
             "store_cpu_ms": round((_server_cpu_s(server_pid) - store_cpu) * 1000, 1),
             "wall_ms": round((time.monotonic() - wall) * 1000, 1),
         })
