@@ -93,7 +93,8 @@ class _NeedIndex:
     A change made through this process is read before the next ranking (`invalidate`).
     """
 
-    # Neo4j stops a transaction past its timeout at its next check, which runs every 2 s.
+    # Neo4j stops a transaction past its timeout at its next check: every 2 s by default
+    # (db.transaction.monitor.check.interval).
     TIMEOUT_CHECK_S = 2.0
 
     def __init__(
