@@ -75,7 +75,7 @@ def build_services(
     matches = MatchService(
         repositories.matches, catalog, model, app.max_matches, events,
         impact_weight=app.impact_weight, needs_refresh_s=app.needs_refresh_s,
-        page_rows_ttl_s=app.page_rows_ttl_s,
+        page_rows_ttl_s=app.page_rows_ttl_s, store_timeout_s=settings.store.timeout_s,
     )
     return Services(
         auth=AuthService(token_service(settings), api_keys),

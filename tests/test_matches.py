@@ -325,8 +325,13 @@ def test_changed_needs_are_read_by_their_stamp_with_initiatives_summed(
     cause = rows(served_graph, "causes")[0]["id"]
     store = open_store(served_graph.store_settings)
     set_need = statement("api/set_funding_need")
-    # Stamps beyond any other test's writes (which stamp the time they run).
-    stamp = int(time.time()) + 1_000_000
+
+    def clock_past(than: int) -> int:
+        """The store's clock (ms, what the writes stamp) once it has moved past `than`."""
+        while (now := int(store.read(statement("api/store_clock"))[0]["now"])) <= than:
+            time.sleep(0.001)
+        return now
+
     initiative = {
         "id": "initiative-stamp-test",
         "nonprofit_id": later,
@@ -335,21 +340,21 @@ def test_changed_needs_are_read_by_their_stamp_with_initiatives_summed(
         "funding_goal": 900.0,
         "funding_need": 700.0,
         "cause_ids": [cause],
-        "now": stamp + 2,
+        "now": int(time.time()),
         "load_id": "test",
     }
     try:
-        store.write(set_need, {"id": earlier, "funding_need": 100.0, "now": stamp})
-        store.write(set_need, {"id": later, "funding_need": 50.0, "now": stamp + 2})
+        store.write(set_need, {"id": earlier, "funding_need": 100.0})
+        stamp = clock_past(clock_past(0))
+        store.write(set_need, {"id": later, "funding_need": 50.0})
         store.write(statement("api/upsert_initiative"), initiative)
-        changed = store.read(statement("api/nonprofit_needs_changed"), {"since": stamp + 1})
+        changed = store.read(statement("api/nonprofit_needs_changed"), {"since": stamp})
         assert [(r["id"], r["need"]) for r in changed] == [(later, 750.0)]
-        store.write(statement("api/delete_initiative"), {"id": initiative["id"], "now": stamp + 4})
-        changed = store.read(statement("api/nonprofit_needs_changed"), {"since": stamp + 3})
+        stamp = clock_past(clock_past(0))
+        store.write(statement("api/delete_initiative"), {"id": initiative["id"]})
+        changed = store.read(statement("api/nonprofit_needs_changed"), {"since": stamp})
         assert [(r["id"], r["need"]) for r in changed] == [(later, 50.0)]
     finally:  # stamped now, so that API processes that read the test's needs read them gone
         for nonprofit in (earlier, later):
-            store.write(
-                set_need, {"id": nonprofit, "funding_need": None, "now": int(time.time())}
-            )
+            store.write(set_need, {"id": nonprofit, "funding_need": None})
         store.close()

@@ -8,6 +8,7 @@ methods) and asserts one behaviour on all three. `--backends falkordb` leaves Ne
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,27 +243,64 @@ def test_shown_nonprofits_carry_their_regions_coordinates(seeded: Seeded) -> Non
     assert (shown["n1"].location, shown["n5"].location) == ((41.0, -74.0), None)
 
 
+def later(clock: Callable[[], int], than: int) -> int:
+    """The store's clock once it has moved past `than` (ms), so that two writes stamp apart."""
+    while (now := clock()) <= than:
+        time.sleep(0.001)
+    return now
+
+
 def test_needs_sum_a_nonprofits_own_and_its_initiatives(seeded: Seeded) -> None:
     repos = seeded.repositories
+    clock = repos.matches.clock
     assert repos.matches.needs() == {}
-    assert repos.profiles.set_funding_need("n1", 100.0, now=5_000)
-    assert repos.profiles.set_funding_need("n2", 0.0, now=5_000)
-    assert repos.profiles.upsert_initiative(
-        InitiativeDraft("n2", "Pipes", ("water",), id="i1", funding_need=40.0), "api", now=6_000
-    )
+    first = clock()
+    assert repos.profiles.set_funding_need("n1", 100.0)
+    assert repos.profiles.set_funding_need("n2", 0.0)
     assert repos.profiles.upsert_initiative(
         InitiativeDraft("n1", "Beds", ("health",), id="i2", funding_need=5.0), "api", now=5_500
     )
+    second = later(clock, clock())
+    assert repos.profiles.upsert_initiative(
+        InitiativeDraft("n2", "Pipes", ("water",), id="i1", funding_need=40.0), "api", now=6_000
+    )
     assert repos.matches.needs() == {"n1": 105.0, "n2": 40.0}
-    # An initiative's write stamps its nonprofit: n1 at 5,500, n2 at 6,000.
-    assert repos.matches.needs_changed(5_000) == {"n1": 105.0, "n2": 40.0}
-    assert repos.matches.needs_changed(6_000) == {"n2": 40.0}
-    assert repos.profiles.set_funding_need("n1", None, now=7_000)
-    assert repos.matches.needs_changed(7_000) == {"n1": 5.0}
-    repos.profiles.delete_initiative("i2", now=8_000)
-    assert repos.matches.needs_changed(8_000) == {"n1": 0.0}
+    # An initiative's write stamps its nonprofit: n1 before `second`, n2 at or after it.
+    assert repos.matches.needs_changed(first) == {"n1": 105.0, "n2": 40.0}
+    assert repos.matches.needs_changed(second) == {"n2": 40.0}
+    third = later(clock, clock())
+    assert repos.profiles.set_funding_need("n1", None)
+    assert repos.matches.needs_changed(third) == {"n1": 5.0}
+    fourth = later(clock, clock())
+    repos.profiles.delete_initiative("i2")
+    assert repos.matches.needs_changed(fourth) == {"n1": 0.0}
     assert repos.matches.needs() == {"n2": 40.0}
-    assert not repos.profiles.set_funding_need("nobody", 1.0, now=8_000)
+    assert not repos.profiles.set_funding_need("nobody", 1.0)
+    assert repos.matches.needs_changed(later(clock, clock())) == {}
+
+
+def test_need_changes_are_stamped_by_the_stores_clock(seeded: Seeded) -> None:
+    """Whatever the writing process's clock says: a write between two readings of the store's
+    clock is found from the first and not from after the second, for each kind of need write."""
+    repos = seeded.repositories
+    clock = repos.matches.clock
+    writes: list[tuple[str, Callable[[], object]]] = [
+        ("n1", lambda: repos.profiles.set_funding_need("n1", 10.0)),
+        ("n9", lambda: repos.profiles.upsert_nonprofit(
+            "n9", "New", None, 20.0, "north", ["arts"])),
+        ("n2", lambda: repos.profiles.upsert_initiative(
+            InitiativeDraft("n2", "Pipes", ("water",), id="i1", funding_need=30.0), "api",
+            now=1)),  # `now` is only the initiative's posted time (epoch seconds)
+        ("n2", lambda: repos.profiles.delete_initiative("i1")),
+    ]
+    for nonprofit_id, write in writes:
+        before = later(clock, clock())
+        write()
+        after = clock()
+        assert nonprofit_id in repos.matches.needs_changed(before)
+        assert repos.matches.needs_changed(after + 1) == {}
+        # Epoch milliseconds, as the statements' `timestamp()` gives them.
+        assert abs(after - time.time() * 1000) < 60_000
 
 
 def test_feedback_needs_both_ends(seeded: Seeded) -> None:
@@ -297,8 +335,8 @@ def test_donor_preferences_and_region(seeded: Seeded) -> None:
 
 def test_a_nonprofit_page_is_created_and_replaced(seeded: Seeded) -> None:
     repos = seeded.repositories
-    repos.profiles.upsert_nonprofit("n9", "New", "About", 10.0, "north", ["arts", "nope"], 1)
-    repos.profiles.upsert_nonprofit("n1", "Clinic", None, None, "south", ["water"], 2)
+    repos.profiles.upsert_nonprofit("n9", "New", "About", 10.0, "north", ["arts", "nope"])
+    repos.profiles.upsert_nonprofit("n1", "Clinic", None, None, "south", ["water"])
     assert sorted(repos.catalog.nonprofits(["n9", "n1"]), key=lambda n: n.id) == [
         Nonprofit("n1", "Clinic", SOUTH, (WATER,), None, None),
         Nonprofit("n9", "New", NORTH, (ARTS,), "About", 10.0),
@@ -331,8 +369,8 @@ def test_initiatives_keep_their_owner(seeded: Seeded) -> None:
     assert (repos.profiles.initiative_owner("i1"), repos.profiles.initiative_owner("i2")) == (
         "n1", None
     )
-    repos.profiles.delete_initiative("i1", now=4_000)
-    repos.profiles.delete_initiative("i9", now=4_000)
+    repos.profiles.delete_initiative("i1")
+    repos.profiles.delete_initiative("i9")
     assert [i.id for i in repos.catalog.initiatives(["n1"])] == ["i0"]
     assert repos.profiles.initiative_owner("i1") is None
 

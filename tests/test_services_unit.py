@@ -113,7 +113,7 @@ class Services:
         self.catalog = CatalogService(self.graph)
         self.matches = MatchService(
             self.graph, self.catalog, FixedModel(model(self.graph) if served else None),
-            max_first=10, events=self.events,
+            max_first=10, events=self.events, store_timeout_s=10.0,
         )
         self.profiles = ProfileService(
             self.graph, self.catalog, self.events, nonprofit_changed=self.matches.nonprofit_changed

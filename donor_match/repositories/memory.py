@@ -8,7 +8,8 @@ stores, so the two cannot drift apart. Seed it with the `add_*` methods.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,9 +95,11 @@ class Feedback:
 
 class InMemoryGraph:
     """Every repository at once, over one set of dicts (so a profile written through
-    `ProfileRepository` is read back through `CatalogRepository`, as on a store)."""
+    `ProfileRepository` is read back through `CatalogRepository`, as on a store). `clock` is
+    the store's clock (epoch ms) that need changes are stamped with; tests may set it."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], int] | None = None) -> None:
+        self._clock = clock or (lambda: time.time_ns() // 1_000_000)
         self.region_rows: dict[str, _Region] = {}
         self.cause_names: dict[str, str] = {}
         self.donor_rows: dict[str, _Donor] = {}
@@ -229,6 +232,9 @@ class InMemoryGraph:
             )
         return changed
 
+    def clock(self) -> int:
+        return self._clock()
+
     def shown(self, ids: Sequence[str]) -> list[ShownNonprofit]:
         return [
             ShownNonprofit(self._nonprofit(i), _location(self._region_row(n.region_id)))
@@ -267,19 +273,18 @@ class InMemoryGraph:
         funding_need: float | None,
         region_id: str,
         cause_ids: Sequence[str],
-        now: int,
     ) -> None:
         row = self.nonprofit_rows.setdefault(nonprofit_id, _Nonprofit(name))
         row.name, row.description, row.funding_need = name, description, funding_need
-        row.need_changed_at = now
+        row.need_changed_at = self._clock()
         row.region_id = region_id if region_id in self.region_rows else None
         row.causes = {c for c in cause_ids if c in self.cause_names}
 
-    def set_funding_need(self, nonprofit_id: str, funding_need: float | None, now: int) -> bool:
+    def set_funding_need(self, nonprofit_id: str, funding_need: float | None) -> bool:
         row = self.nonprofit_rows.get(nonprofit_id)
         if row is None:
             return False
-        row.funding_need, row.need_changed_at = funding_need, now
+        row.funding_need, row.need_changed_at = funding_need, self._clock()
         return True
 
     def upsert_initiative(self, draft: InitiativeDraft, writer: str, now: int) -> bool:
@@ -289,7 +294,7 @@ class InMemoryGraph:
         row = self.initiative_rows.setdefault(draft.id, _Initiative(None))
         if row.nonprofit_id not in (None, draft.nonprofit_id):
             return False
-        owner.need_changed_at = now
+        owner.need_changed_at = self._clock()
         row.nonprofit_id = draft.nonprofit_id
         row.title, row.description = draft.title, draft.description
         row.funding_goal, row.funding_need = draft.funding_goal, draft.funding_need
@@ -303,11 +308,11 @@ class InMemoryGraph:
         row = self.initiative_rows.get(initiative_id)
         return row.nonprofit_id if row is not None else None
 
-    def delete_initiative(self, initiative_id: str, now: int) -> None:
+    def delete_initiative(self, initiative_id: str) -> None:
         row = self.initiative_rows.get(initiative_id)
         if row is None or row.nonprofit_id is None:
             return
-        self.nonprofit_rows[row.nonprofit_id].need_changed_at = now
+        self.nonprofit_rows[row.nonprofit_id].need_changed_at = self._clock()
         del self.initiative_rows[initiative_id]
 
     # -- DonationRepository ------------------------------------------------------------------

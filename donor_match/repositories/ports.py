@@ -94,7 +94,12 @@ class MatchRepository(ServedMatchCounts, Protocol):
 
     def needs_changed(self, since: int) -> dict[str, float]:
         """The total need (0.0 for none) of every nonprofit whose need changed at or after
-        `since` (epoch seconds, as stamped by the writes of `ProfileRepository`)."""
+        `since` (by `clock`: the writes of `ProfileRepository` stamp need changes with it)."""
+        ...
+
+    def clock(self) -> int:
+        """The store's own clock, epoch milliseconds: what need changes are stamped with, so
+        that readers and writers in different processes agree on it whatever their clocks."""
         ...
 
     def shown(self, ids: Sequence[str]) -> list[ShownNonprofit]:
@@ -109,7 +114,8 @@ class MatchRepository(ServedMatchCounts, Protocol):
 
 
 class ProfileRepository(Protocol):
-    """Writing what people edit themselves. `now` stamps need changes (see `needs_changed`)."""
+    """Writing what people edit themselves. Every write that changes a nonprofit's need stamps
+    it with the store's clock (see `MatchRepository.needs_changed`), not the caller's."""
 
     def set_donor_preferences(
         self, donor_id: str, cause_ids: Sequence[str], budget: float | None
@@ -127,25 +133,25 @@ class ProfileRepository(Protocol):
         funding_need: float | None,
         region_id: str,
         cause_ids: Sequence[str],
-        now: int,
     ) -> None:
         """Create or replace a nonprofit's page, region and causes."""
         ...
 
-    def set_funding_need(self, nonprofit_id: str, funding_need: float | None, now: int) -> bool:
+    def set_funding_need(self, nonprofit_id: str, funding_need: float | None) -> bool:
         """False when the nonprofit is unknown."""
         ...
 
     def upsert_initiative(self, draft: InitiativeDraft, writer: str, now: int) -> bool:
         """Create or replace the initiative `draft.id` (not None) of `draft.nonprofit_id`, its
-        causes those of `draft.cause_ids` that exist, its `posted_ts` kept or set to `now`.
+        causes those of `draft.cause_ids` that exist, its `posted_ts` kept or set to `now`
+        (epoch seconds).
         False, writing nothing, when the nonprofit is unknown or another nonprofit owns that
         initiative id (and, as the statement counts what it links, when no cause exists)."""
         ...
 
     def initiative_owner(self, initiative_id: str) -> str | None: ...
 
-    def delete_initiative(self, initiative_id: str, now: int) -> None: ...
+    def delete_initiative(self, initiative_id: str) -> None: ...
 
 
 class DonationOutcome(StrEnum):

@@ -133,6 +133,9 @@ class StoreMatches:
         rows = self._store.read(statement("api/nonprofit_needs_changed"), {"since": since})
         return {row["id"]: float(row["need"]) for row in rows}
 
+    def clock(self) -> int:
+        return int(self._store.read(statement("api/store_clock"))[0]["now"])
+
     def shown(self, ids: Sequence[str]) -> list[ShownNonprofit]:
         rows = self._store.read(statement("api/match_page"), {"ids": list(ids)})
         return [ShownNonprofit(_nonprofit(row), _location(row)) for row in rows]
@@ -179,22 +182,20 @@ class StoreProfiles:
         funding_need: float | None,
         region_id: str,
         cause_ids: Sequence[str],
-        now: int,
     ) -> None:
         self._store.write(
             statement("api/upsert_nonprofit"),
             {"id": nonprofit_id, "name": name, "description": description,
-             "funding_need": funding_need, "region_id": region_id, "now": now},
+             "funding_need": funding_need, "region_id": region_id},
         )
         self._store.write(
             statement("api/set_nonprofit_causes"),
             {"id": nonprofit_id, "cause_ids": list(dict.fromkeys(cause_ids))},
         )
 
-    def set_funding_need(self, nonprofit_id: str, funding_need: float | None, now: int) -> bool:
+    def set_funding_need(self, nonprofit_id: str, funding_need: float | None) -> bool:
         rows = self._store.write(
-            statement("api/set_funding_need"),
-            {"id": nonprofit_id, "funding_need": funding_need, "now": now},
+            statement("api/set_funding_need"), {"id": nonprofit_id, "funding_need": funding_need}
         )
         return _wrote(rows)
 
@@ -212,8 +213,8 @@ class StoreProfiles:
         rows = self._store.read(statement("api/initiative_owner"), {"id": initiative_id})
         return rows[0]["nonprofit_id"] if rows else None
 
-    def delete_initiative(self, initiative_id: str, now: int) -> None:
-        self._store.write(statement("api/delete_initiative"), {"id": initiative_id, "now": now})
+    def delete_initiative(self, initiative_id: str) -> None:
+        self._store.write(statement("api/delete_initiative"), {"id": initiative_id})
 
 
 class StoreDonations:

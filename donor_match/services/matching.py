@@ -93,16 +93,24 @@ class _NeedIndex:
     A change made through this process is read before the next ranking (`invalidate`).
     """
 
-    # Changes are re-read from this long before the last read began: the stamp is the writing
-    # process's clock, which may run behind ours, and a write may commit after our read.
-    OVERLAP_S = 60
+    # Neo4j stops a transaction past its timeout at its next check: every 2 s by default
+    # (db.transaction.monitor.check.interval).
+    TIMEOUT_CHECK_S = 2.0
 
-    def __init__(self, repository: MatchRepository, refresh_s: float) -> None:
+    def __init__(
+        self, repository: MatchRepository, refresh_s: float, store_timeout_s: float
+    ) -> None:
         self._repository = repository
         self._refresh_s = refresh_s
+        # Changes are re-read from this long before the last read began. Stamps and the start of
+        # a read both come from the store's clock, so no process's clock skews them; what is
+        # left is a write stamped before our read began that commits after it, and no write
+        # commits later than the store timeout (every product process's, one setting) after
+        # its stamp. A minute's overlap re-read a bulk update ~12 times in every process.
+        self._overlap_ms = int((store_timeout_s + self.TIMEOUT_CHECK_S) * 1000)
         self._lock = threading.Lock()
         self._needs: dict[str, float] | None = None
-        self._since = 0.0  # wall clock when the read that made `_needs` began
+        self._since = 0  # the store's clock (ms) when the read that made `_needs` began
         self._read_at = float("-inf")  # monotonic, for the refresh interval
         self._changed_here = False
         self._refreshing = False
@@ -180,20 +188,20 @@ class _NeedIndex:
                 self._refreshing = False
 
     def _read_all(self) -> dict[str, float]:
-        began = time.time()
+        began = self._repository.clock()
         return self._keep(self._repository.needs(), began)
 
     def _read_changes(self) -> dict[str, float]:
         return self._keep(*self._changes())
 
-    def _changes(self) -> tuple[dict[str, float], float]:
+    def _changes(self) -> tuple[dict[str, float], int]:
         """The needs with the changes since the last read applied (the same copy when nothing
         changed), and when this read began."""
         with self._lock:
             base, since = self._needs or {}, self._since
             self._changed_here = False  # a change from now on is read by the next call
-        began = time.time()
-        latest = self._repository.needs_changed(int(since) - self.OVERLAP_S)
+        began = self._repository.clock()
+        latest = self._repository.needs_changed(since - self._overlap_ms)
         changed: dict[str, float] = {}
         for nonprofit_id, need in latest.items():
             if need > 0 and base.get(nonprofit_id) != need:
@@ -211,7 +219,7 @@ class _NeedIndex:
         return needs, began
 
     def _keep(
-        self, needs: dict[str, float], began: float, impact: _Impact | None = None
+        self, needs: dict[str, float], began: int, impact: _Impact | None = None
     ) -> dict[str, float]:
         with self._lock:
             # Of two reads racing, the one begun first may finish last: `since` then moves back,
@@ -290,6 +298,8 @@ class MatchService:
         impact_weight: float = 0.0,
         needs_refresh_s: float = 5.0,
         page_rows_ttl_s: float = 30.0,
+        *,
+        store_timeout_s: float,
     ) -> None:
         _check_weight(impact_weight)
         self._events = events
@@ -298,7 +308,7 @@ class MatchService:
         self._model = model
         self._max_first = max_first
         self._impact_weight = impact_weight
-        self._needs = _NeedIndex(repository, needs_refresh_s)
+        self._needs = _NeedIndex(repository, needs_refresh_s, store_timeout_s)
         self._shown = _ShownNonprofits(repository, page_rows_ttl_s)
         self._positions: tuple[ModelArtifact, dict[str, int]] | None = None
 

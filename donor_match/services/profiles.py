@@ -77,7 +77,7 @@ class ProfileService:
         _check_amount("fundingNeed", profile.funding_need)
         self._repository.upsert_nonprofit(
             profile.id, name, profile.description, profile.funding_need, profile.region_id,
-            profile.cause_ids, int(time.time()),
+            profile.cause_ids,
         )
         self._catalog.forget_pages()
         self._changed(profile.id)
@@ -89,7 +89,7 @@ class ProfileService:
         """A nonprofit's current unmet need (None: none stated): the nonprofit or an admin."""
         require_principal(principal).require_self_or(nonprofit_id, Role.NONPROFIT, Role.ADMIN)
         _check_amount("fundingNeed", funding_need)
-        if not self._repository.set_funding_need(nonprofit_id, funding_need, int(time.time())):
+        if not self._repository.set_funding_need(nonprofit_id, funding_need):
             raise NotFoundError(f"nonprofit {nonprofit_id!r} not found")
         self._changed(nonprofit_id)
         return self._catalog.nonprofit(nonprofit_id)
@@ -138,7 +138,7 @@ class ProfileService:
         if owner is None:
             raise NotFoundError(f"initiative {initiative_id!r} not found")
         caller.require_self_or(owner, Role.NONPROFIT, Role.ADMIN)
-        self._repository.delete_initiative(initiative_id, int(time.time()))
+        self._repository.delete_initiative(initiative_id)
         self._changed(owner)
 
     @staticmethod

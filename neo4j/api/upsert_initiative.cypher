@@ -1,6 +1,7 @@
 // Create or replace an initiative of nonprofit $nonprofit_id with its causes. `load_id` names the
-// writer, as ETL loads do; `posted_ts` keeps the first time the initiative was written. The
-// nonprofit's need changes with its initiatives': stamped (see api/set_funding_need).
+// writer, as ETL loads do; `posted_ts` keeps the first time the initiative was written ($now,
+// epoch seconds). The nonprofit's need changes with its initiatives': stamped by the store's
+// clock (see api/set_funding_need).
 // The ownership check is part of the write: MERGE on the unique id first (Neo4j holds the id's
 // lock from there; FalkorDB runs writes one at a time), then an initiative another nonprofit
 // owns is left as it is, and `written` is 0.
@@ -10,7 +11,7 @@ WITH n, i
 OPTIONAL MATCH (i)-[:INITIATIVE_OF]->(owner:Nonprofit)
 WITH n, i, collect(owner.id) AS owners
 WHERE all(owner_id IN owners WHERE owner_id = $nonprofit_id)
-SET n.need_changed_at = $now
+SET n.need_changed_at = timestamp()
 SET i.name = $title, i.description = $description, i.funding_goal = $funding_goal,
     i.funding_need = $funding_need, i.posted_ts = coalesce(i.posted_ts, $now),
     i.load_id = $load_id

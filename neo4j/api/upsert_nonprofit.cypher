@@ -2,7 +2,7 @@
 // api/set_funding_need), region.
 MERGE (n:Nonprofit {id: $id})
 SET n.name = $name, n.description = $description, n.funding_need = $funding_need,
-    n.need_changed_at = $now
+    n.need_changed_at = timestamp()
 WITH n
 OPTIONAL MATCH (n)-[old:LOCATED_IN]->(:Region)
 DELETE old
