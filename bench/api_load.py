@@ -499,11 +499,16 @@ def etl_load_donations(
 
 
 def _served_store_settings() -> Any:
-    if "BENCH_STORE" in os.environ:
-        from graph_store import StoreSettings
+    """The served API's store settings: the prepared store's, with the product's default call
+    timeout (the 600 s that loading needs would also be the funding-need refresh's overlap)."""
+    from graph_store import StoreSettings
 
-        return StoreSettings(**json.loads(os.environ["BENCH_STORE"]))
-    return _store_settings(int(os.environ["BENCH_FALKORDB_PORT"]))
+    if "BENCH_STORE" in os.environ:
+        settings = StoreSettings(**json.loads(os.environ["BENCH_STORE"]))
+    else:
+        settings = _store_settings(int(os.environ["BENCH_FALKORDB_PORT"]))
+    default = StoreSettings.model_fields["timeout_s"].default
+    return settings.model_copy(update={"timeout_s": default})
 
 
 def bench_app() -> Any:
