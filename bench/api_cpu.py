@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import io
 import json
 import os
@@ -232,6 +233,8 @@ async def layers(app: Any, args: argparse.Namespace, token: str) -> dict[str, li
 async def measure(args: argparse.Namespace, token: str) -> dict[str, Any]:
     app = api_load.bench_app()
     stop_lifespan, inbox = await lifespan(app)
+    if args.gc_off:
+        gc.disable()  # after the lifespan's collect and freeze, as served
     if args.stub_service:
         stub_service(app, args)
     if args.layers:
@@ -329,6 +332,10 @@ def main() -> None:
         help="GraphQL's layers one by one (whole app, view without middleware, schema.execute)",
     )
     parser.add_argument("--profile", choices=["graphql", "graphql_generic", "bare"], default=None)
+    parser.add_argument(
+        "--gc-off", action="store_true",
+        help="the cyclic garbage collector off while measuring: what collections cost each side",
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
 
