@@ -99,7 +99,8 @@ class MatchRepository(ServedMatchCounts, Protocol):
 
     def clock(self) -> int:
         """The store's own clock, epoch milliseconds: what need changes are stamped with, so
-        that readers and writers in different processes agree on it whatever their clocks."""
+        that readers and writers in different processes agree on it whatever their clocks
+        (0 from a store holding no graph yet, which holds no change either)."""
         ...
 
     def shown(self, ids: Sequence[str]) -> list[ShownNonprofit]:

@@ -134,7 +134,10 @@ class StoreMatches:
         return {row["id"]: float(row["need"]) for row in rows}
 
     def clock(self) -> int:
-        return int(self._store.read(statement("api/store_clock"))[0]["now"])
+        rows = self._store.read(statement("api/store_clock"))
+        # FalkorDB answers no rows on a graph nothing has written yet: no change is stamped
+        # there, and 0 makes the next read take every change made from then on.
+        return int(rows[0]["now"]) if rows else 0
 
     def shown(self, ids: Sequence[str]) -> list[ShownNonprofit]:
         rows = self._store.read(statement("api/match_page"), {"ids": list(ids)})
