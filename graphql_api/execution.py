@@ -145,7 +145,7 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         scope = self._scope
         if scope is None or any(f.fragment_variable_values for f in fields):
             return self._compile(return_type, fields)
-        key = (scope, return_type, tuple(id(f.node) for f in fields))
+        key = _shared_key(scope, return_type, [f.node for f in fields])
         with _SHARED_LOCK:
             shared = _SHARED.get(key)
         if shared is None:
@@ -321,13 +321,20 @@ class _CompleterSource:
                       f"{pad}else:", *(f"{pad}    {line}" for line in called)]
 
 
+def _shared_key(
+    scope: tuple[int, tuple[Any, ...]], return_type: GraphQLOutputType, nodes: list[Any]
+) -> tuple[Any, ...]:
+    """`_SHARED`'s key: the operation's scope (`_operation_scope`), the type, the field nodes."""
+    return scope, return_type, tuple(id(node) for node in nodes)
+
+
 def compiled_completer(
     operation: OperationDefinitionNode, return_type: GraphQLOutputType, node: Any
 ) -> tuple[bool, Completer | None]:
     """Whether an execution of `operation` (one whose directives read no variables) compiled a
     completer for its root field `node` of `return_type` yet, and that completer (None where
     the selection is not plain): graphql_api.operation_plan runs it without an execution."""
-    key = ((id(operation), ()), return_type, (id(node),))
+    key = _shared_key((id(operation), ()), return_type, [node])
     with _SHARED_LOCK:
         shared = _SHARED.get(key)
     if shared is None or shared[0] is not operation:

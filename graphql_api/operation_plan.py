@@ -161,7 +161,7 @@ class OperationPlans:
 
         plan = self._plan(schema, document, operation_name)
         resolving = middleware is not None and getattr(middleware, "middlewares", None)
-        if plan is None or resolving or plan.ready() is not True:
+        if plan is None or resolving:
             return again()
         return plan.run(
             schema, variable_values, root_value, context_value, is_awaitable or isawaitable,
@@ -171,20 +171,23 @@ class OperationPlans:
     def _plan(
         self, schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
     ) -> _RootField | None:
+        """The document's plan where it is ready (its completer compiled)."""
         key = (id(document), operation_name)
         with self._lock:
             found = self._plans.get(key)
         if found is not None and found[0] is document:
             plan = found[1]
-            if plan is not None and plan.ready() is False:
-                plan = None
-                with self._lock:
-                    self._plans[key] = (document, None)
-            return plan
-        plan = _root_field(schema, document, operation_name)
-        with self._lock:
-            self._plans[key] = (document, plan)
-        return plan
+        else:
+            plan = _root_field(schema, document, operation_name)
+            with self._lock:
+                self._plans[key] = (document, plan)
+        if plan is None:
+            return None
+        ready = plan.ready()
+        if ready is False:  # its selection is not plain: never ask again
+            with self._lock:
+                self._plans[key] = (document, None)
+        return plan if ready else None
 
 
 def _root_field(
@@ -206,8 +209,10 @@ def _root_field(
     if not isinstance(node, FieldNode) or node.directives or node.name.value.startswith("__"):
         return None
     parent = schema.query_type
-    field = parent.fields.get(node.name.value) if parent is not None else None
-    if parent is None or field is None or field.resolve is None:
+    if parent is None:
+        return None
+    field = parent.fields.get(node.name.value)
+    if field is None or field.resolve is None:
         return None
     return _RootField(operation, fragments, parent, node, field)
 
