@@ -43,7 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--a", type=_setup, default=_setup(""), help="workers=N,ENV=value,...")
     parser.add_argument("--b", type=_setup, default=_setup(""), help="workers=N,ENV=value,...")
-    parser.add_argument("--rate", type=float, default=300.0)
+    parser.add_argument("--rate", type=float, default=300.0, help="req/s; 0: flat out")
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--during", choices=["needs", "etl"], default=None)
@@ -102,6 +102,9 @@ def main() -> None:
                 "p99_ms": [r["p99_ms"] for r in phases[name]],
                 "median_p99_ms": statistics.median(r["p99_ms"] for r in phases[name]),
                 "median_p50_ms": statistics.median(r["p50_ms"] for r in phases[name]),
+                "median_throughput_rps": statistics.median(
+                    r["throughput_rps"] for r in phases[name]
+                ),
                 "median_api_cpu_ms_per_request": statistics.median(
                     r["api_cpu_ms_per_request"] for r in phases[name]
                 ),
@@ -113,7 +116,8 @@ def main() -> None:
         a, b = summary["A"], summary["B"]
         print(
             f"B/A: median p99 {b['median_p99_ms'] / a['median_p99_ms']:.2f}, "
-            f"median p50 {b['median_p50_ms'] / a['median_p50_ms']:.2f}, API CPU per request "
+            f"median p50 {b['median_p50_ms'] / a['median_p50_ms']:.2f}, throughput "
+            f"{b['median_throughput_rps'] / a['median_throughput_rps']:.2f}, API CPU per request "
             f"{b['median_api_cpu_ms_per_request'] / a['median_api_cpu_ms_per_request']:.2f}"
         )
     finally:

@@ -5,11 +5,12 @@
 
 Both endpoints run as bench/api_load.py serves them (`bench_app`: the API app with all its
 middleware, and the bare `/bare/matches` floor beside it), behind uvicorn's own httptools
-protocol on a uvloop loop, fed raw HTTP/1.1 bytes over one keep-alive connection through an
+protocol on a uvloop loop, fed raw HTTP/1.1 bytes over keep-alive connections through an
 in-memory transport: HTTP parsing, the ASGI cycle, middleware, authentication, Strawberry,
 graphql-core, the service's thread hop and JSON are all counted; sockets and the kernel are
-not. Requests go one at a time, for the same random donors on every side, in rounds that take
-the sides in turn (`graphql_generic`: GraphQL with an Accept header that sends it through
+not. Requests go one at a time per connection (`--concurrency` connections at once, as a served
+worker has several requests in flight), for the same random donors on every side, in rounds
+that take the sides in turn (`graphql_generic`: GraphQL with an Accept header that sends it through
 Strawberry's generic HTTP handling rather than the plain POST path); each round's CPU time
 (`time.process_time`: every thread of the
 process, the service threads included) over its requests is one sample, and the minimum and
@@ -235,6 +236,9 @@ async def measure(args: argparse.Namespace, token: str) -> dict[str, Any]:
     stop_lifespan, inbox = await lifespan(app)
     if args.gc_off:
         gc.disable()  # after the lifespan's collect and freeze, as served
+    if args.threads:
+        import anyio.to_thread
+        anyio.to_thread.current_default_thread_limiter().total_tokens = args.threads
     if args.stub_service:
         stub_service(app, args)
     if args.layers:
@@ -243,7 +247,19 @@ async def measure(args: argparse.Namespace, token: str) -> dict[str, Any]:
         await stop_lifespan
         return {"layers_loop_cpu_ms": {name: {"min": min(v), "rounds": v}
                                        for name, v in spent.items()}}
-    client = Client(app, asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
+    clients = [Client(app, loop) for _ in range(args.concurrency)]
+    client = clients[0]
+
+    async def send_all(raws: list[bytes]) -> None:
+        # Each connection sends its share one after the other; the connections run together.
+        async def one(connection: Client, share: list[bytes]) -> None:
+            for raw in share:
+                await connection.send(raw)
+
+        n = len(clients)
+        await asyncio.gather(*(one(c, raws[i::n]) for i, c in enumerate(clients)))
+
     requests = {
         "bare": lambda donor: bare_request(donor),
         "graphql": lambda donor: graphql_request(donor, token),
@@ -269,8 +285,7 @@ async def measure(args: argparse.Namespace, token: str) -> dict[str, Any]:
                 profile = cProfile.Profile(time.thread_time)  # CPU, not GIL waits
                 profile.enable()
             began, began_loop = time.process_time(), time.thread_time()
-            for raw in raws[name]:
-                await client.send(raw)
+            await send_all(raws[name])
             spent, spent_loop = time.process_time() - began, time.thread_time() - began_loop
             if args.profile == name:
                 profile.disable()
@@ -336,6 +351,11 @@ def main() -> None:
         "--gc-off", action="store_true",
         help="the cyclic garbage collector off while measuring: what collections cost each side",
     )
+    parser.add_argument(
+        "--concurrency", type=int, default=1,
+        help="keep-alive connections sending together (a served worker has several in flight)",
+    )
+    parser.add_argument("--threads", type=int, default=0, help="anyio's thread limit (0: its own)")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
 
@@ -359,6 +379,7 @@ def main() -> None:
     result["load_average"] = os.getloadavg()
     result["scale"] = [args.donors, args.nonprofits, args.donations]
     result["requests_per_round"], result["rounds"] = args.requests, args.rounds
+    result["concurrency"] = args.concurrency
     print(json.dumps(result, indent=2))
 
 

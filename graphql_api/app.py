@@ -20,7 +20,6 @@ import strawberry
 from cross_web import HTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
@@ -47,6 +46,7 @@ from graphql_api.observability import (
     PHASE_SERIALIZATION,
     ApiMetrics,
     add_phase,
+    run_in_thread,
 )
 from graphql_api.schema import build_schema
 
@@ -210,7 +210,7 @@ class _GraphQLApp(PlainPostView, GraphQL[Context, None]):
         auth = self._services.auth
         try:
             if auth.may_block(authorization, api_key):
-                return await run_in_threadpool(auth.authenticate, authorization, api_key)
+                return await run_in_thread(auth.authenticate, authorization, api_key)
             return auth.authenticate(authorization, api_key)  # a thread hop would cost more
         except UnauthenticatedError as exc:
             return exc  # raised by the first resolver that needs to know the caller
@@ -290,7 +290,7 @@ def build_app(
         # (a product every 3.3 ms took 4.4 ms of CPU each with two threads, 0.76 with one).
         blas = threadpool_limits(limits=1, user_api="blas")
         try:  # the funding needs and impact, which the first page would otherwise wait for
-            await run_in_threadpool(services.matches.warm)
+            await run_in_thread(services.matches.warm)
         except StoreError as exc:  # served without: the first page reads them, as it would have
             logging.getLogger(__name__).warning("could not read funding needs at start: %s", exc)
         # What was built until now (schema, services, model, needs) lives as long as the process:

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from anyio import to_thread
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from strawberry.extensions import SchemaExtension
 
@@ -259,12 +258,17 @@ def add_phase(phase: str, seconds: float) -> None:
 
 
 async def run_in_thread(func: Any, *args: Any) -> Any:
-    """`func(*args)` in a worker thread, its waits counted as the request's `queueing`: for the
-    thread to start (the pool's limit, the GIL), and for the event loop to resume the request
-    after it ends."""
+    """`func(*args)` in the event loop's executor, in a copy of the caller's context (the
+    request's id and phases), its waits counted as the request's `queueing`: for a thread to
+    start (the pool's size, the GIL), and for the event loop to resume the request after it
+    ends. The loop's executor rather than anyio's threads: no limiter or cancel scopes per call,
+    and at most min(32, CPUs + 4) threads, not 40, taking turns at the GIL under load
+    (docs/api-performance.md). A cancelled caller leaves the call to end by its store timeout."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
     phases = current_phases.get()
     if phases is None:
-        return await to_thread.run_sync(func, *args)
+        return await loop.run_in_executor(None, context.run, func, *args)
     submitted = time.perf_counter()
     times = [0.0, 0.0]
 
@@ -276,7 +280,7 @@ async def run_in_thread(func: Any, *args: Any) -> Any:
             times[1] = time.perf_counter()
 
     try:
-        return await to_thread.run_sync(timed)
+        return await loop.run_in_executor(None, context.run, timed)
     finally:
         if times[1]:
             phases.add(

@@ -7,7 +7,6 @@ from typing import Any, cast
 
 import strawberry
 from graphql import GraphQLError
-from starlette.concurrency import run_in_threadpool
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -65,14 +64,14 @@ class Query:
     @strawberry.field(description="A donor by id; NOT_FOUND if unknown.")
     async def donor(self, info: Ctx, id: strawberry.ID) -> Donor:
         return Donor.of(
-            await run_in_threadpool(
+            await run_in_thread(
                 info.context.services.catalog.donor_profile, info.context.principal(), id
             )
         )
 
     @strawberry.field(description="A nonprofit by id; NOT_FOUND if unknown.")
     async def nonprofit(self, info: Ctx, id: strawberry.ID) -> Nonprofit:
-        return Nonprofit.of(await run_in_threadpool(info.context.services.catalog.nonprofit, id))
+        return Nonprofit.of(await run_in_thread(info.context.services.catalog.nonprofit, id))
 
     @strawberry.field(description="Nonprofits by id, filtered, as a cursor connection.")
     async def nonprofits(
@@ -84,7 +83,7 @@ class Query:
     ) -> NonprofitConnection:
         query = filter.query() if filter else NonprofitQuery()
         after_id = decode_nonprofit_cursor(after) if after else None
-        ids, has_next = await run_in_threadpool(
+        ids, has_next = await run_in_thread(
             info.context.services.catalog.nonprofit_page, query, first, after_id
         )
         nodes = await info.context.nonprofit_loader.load_many(ids)
@@ -102,7 +101,7 @@ class Query:
     async def analytics_query(
         self, info: Ctx, cypher: str, params: JSON | None = None
     ) -> AnalyticsResult:
-        result = await run_in_threadpool(
+        result = await run_in_thread(
             info.context.services.analytics.query, info.context.principal(), cypher, params
         )
         return AnalyticsResult(
@@ -113,18 +112,18 @@ class Query:
         description="For a nonprofit: who supports causes like its own, in aggregate."
     )
     async def nonprofit_insights(self, info: Ctx, id: strawberry.ID) -> NonprofitInsights:
-        found = await run_in_threadpool(
+        found = await run_in_thread(
             info.context.services.insights.for_nonprofit, info.context.principal(), id
         )
         return NonprofitInsights.of(found)
 
     @strawberry.field(description="Every cause, by name.")
     async def causes(self, info: Ctx) -> list[Cause]:
-        return [Cause.of(c) for c in await run_in_threadpool(info.context.services.catalog.causes)]
+        return [Cause.of(c) for c in await run_in_thread(info.context.services.catalog.causes)]
 
     @strawberry.field(description="A cause by id; NOT_FOUND if unknown.")
     async def cause(self, info: Ctx, id: strawberry.ID) -> Cause:
-        return Cause.of(await run_in_threadpool(info.context.services.catalog.cause, id))
+        return Cause.of(await run_in_thread(info.context.services.catalog.cause, id))
 
     @strawberry.field(
         description="The donor's best nonprofits from the served model, re-ranked by impact and "
@@ -168,7 +167,7 @@ class Mutation:
         "nothing; other content, or an id another gift holds, is CONFLICT."
     )
     async def record_donation(self, info: Ctx, input: RecordDonationInput) -> Donation:
-        donation = await run_in_threadpool(
+        donation = await run_in_thread(
             info.context.services.donations.record,
             info.context.principal(),
             input.donor_id,
@@ -183,7 +182,7 @@ class Mutation:
     async def update_donor_preferences(
         self, info: Ctx, donor_id: strawberry.ID, input: DonorPreferencesInput
     ) -> Donor:
-        donor = await run_in_threadpool(
+        donor = await run_in_thread(
             info.context.services.profiles.set_donor_preferences,
             info.context.principal(),
             donor_id,
@@ -195,7 +194,7 @@ class Mutation:
 
     @strawberry.mutation(description="Create or replace a nonprofit's own profile and needs.")
     async def upsert_nonprofit(self, info: Ctx, input: NonprofitProfileInput) -> Nonprofit:
-        nonprofit = await run_in_threadpool(
+        nonprofit = await run_in_thread(
             info.context.services.profiles.upsert_nonprofit, info.context.principal(),
             input.profile(),
         )
@@ -205,7 +204,7 @@ class Mutation:
     async def set_funding_need(
         self, info: Ctx, nonprofit_id: strawberry.ID, funding_need: float | None
     ) -> Nonprofit:
-        nonprofit = await run_in_threadpool(
+        nonprofit = await run_in_thread(
             info.context.services.profiles.set_funding_need, info.context.principal(),
             nonprofit_id, funding_need,
         )
@@ -213,7 +212,7 @@ class Mutation:
 
     @strawberry.mutation(description="Create or replace one of a nonprofit's own initiatives.")
     async def upsert_initiative(self, info: Ctx, input: InitiativeInput) -> Initiative:
-        initiative = await run_in_threadpool(
+        initiative = await run_in_thread(
             info.context.services.profiles.upsert_initiative, info.context.principal(),
             input.draft(),
         )
@@ -221,7 +220,7 @@ class Mutation:
 
     @strawberry.mutation(description="Remove one of a nonprofit's own initiatives.")
     async def delete_initiative(self, info: Ctx, id: strawberry.ID) -> bool:
-        await run_in_threadpool(
+        await run_in_thread(
             info.context.services.profiles.delete_initiative, info.context.principal(), id
         )
         return True
@@ -230,7 +229,7 @@ class Mutation:
     async def match_feedback(
         self, info: Ctx, match_id: strawberry.ID, action: FeedbackAction
     ) -> bool:
-        await run_in_threadpool(
+        await run_in_thread(
             info.context.services.matches.record_feedback, info.context.principal(), match_id,
             action,
         )
@@ -238,7 +237,7 @@ class Mutation:
 
     @strawberry.mutation(description="Admins: issue an API key (shown once) for an integrator.")
     async def create_api_key(self, info: Ctx, subject: str, role: KeyRole) -> ApiKey:
-        issued = await run_in_threadpool(
+        issued = await run_in_thread(
             info.context.services.admin.create_api_key, info.context.principal(), subject,
             Role(role.value),
         )
@@ -246,7 +245,7 @@ class Mutation:
 
     @strawberry.mutation(description="Admins: revoke an API key; it stops working at once.")
     async def revoke_api_key(self, info: Ctx, id: strawberry.ID) -> bool:
-        await run_in_threadpool(
+        await run_in_thread(
             info.context.services.admin.revoke_api_key, info.context.principal(), id
         )
         return True
@@ -256,7 +255,7 @@ class Mutation:
         "it fails its quality gate (the message says why), NOT_FOUND when unknown."
     )
     async def promote_model(self, info: Ctx, version: str) -> ModelPromotion:
-        change = await run_in_threadpool(
+        change = await run_in_thread(
             info.context.services.models.promote, info.context.principal(), version
         )
         return ModelPromotion(
