@@ -321,11 +321,15 @@ def build_app(
                 read_timeout_s=app_settings.body_read_timeout_s,
                 server_timing=app_settings.server_timing,
             ),
-            Middleware(
-                CORSMiddleware,
-                allow_origins=app_settings.cors_origins,
-                allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+            # Only where a browser origin is allowed: without one it would only add `Vary`.
+            *(
+                [Middleware(
+                    CORSMiddleware,
+                    allow_origins=app_settings.cors_origins,
+                    allow_methods=["GET", "POST"],
+                    allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+                )]
+                if app_settings.cors_origins else []
             ),
         ],
     )

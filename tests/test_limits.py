@@ -100,3 +100,21 @@ def test_cors_allows_only_configured_origins(client: TestClient) -> None:
 
     assert preflight("https://app.example.org") == "https://app.example.org"
     assert preflight("https://evil.example.com") is None
+
+
+def test_without_cors_origins_no_origin_is_allowed(served_graph: ServedGraph) -> None:
+    # The default: no CORS layer at all, so no browser origin gets an allowing answer.
+    assert served_graph.app_settings.cors_origins == []
+    app = create_app(served_graph.app_settings, served_graph.store_settings, TEST_AUTH)
+    with TestClient(app) as plain:
+        preflight = plain.options(
+            "/graphql",
+            headers={"Origin": "https://app.example.org", "Access-Control-Request-Method": "POST"},
+        )
+        answer = plain.post(
+            "/graphql", json={"query": "{ causes { id } }"},
+            headers={"Origin": "https://app.example.org"},
+        )
+    assert "access-control-allow-origin" not in preflight.headers
+    assert answer.status_code == 200
+    assert "access-control-allow-origin" not in answer.headers
