@@ -62,6 +62,28 @@ def _class_hook(cls: type[SchemaExtension], stage: str) -> Hook | bool | None:
     return hook
 
 
+# Per tuple of extension classes and stage: each hook with the index of its extension, or None
+# where some hook is of another kind (the stage is left to Strawberry).
+_stage_plans: dict[tuple[type[SchemaExtension], ...], dict[str, list[tuple[Hook, int]] | None]] = {}
+
+
+def _plan_stages(
+    classes: tuple[type[SchemaExtension], ...],
+) -> dict[str, list[tuple[Hook, int]] | None]:
+    plan: dict[str, list[tuple[Hook, int]] | None] = {}
+    for stage in _STAGES:
+        hooks: list[tuple[Hook, int]] | None = []
+        for index, cls in enumerate(classes):
+            hook = _class_hook(cls, stage)
+            if hook is False:
+                hooks = None
+                break
+            if hook is not None and hooks is not None:
+                hooks.append((hook, index))  # type: ignore[arg-type]
+        plan[stage] = hooks
+    return plan
+
+
 class _Stage:
     """One stage's generator hooks, entered like `contextmanager`s on an `ExitStack`."""
 
@@ -134,18 +156,25 @@ class _Stage:
 
 
 class FastExtensionsRunner(SchemaExtensionsRunner):
-    """`SchemaExtensionsRunner` with each stage's hooks found once per extension class."""
+    """`SchemaExtensionsRunner` with each stage's hooks found once per list of extension
+    classes (a schema's is the same for every request)."""
+
+    def __init__(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> None:
+        super().__init__(execution_context, extensions)
+        key = tuple(map(type, extensions))
+        plan = _stage_plans.get(key)
+        if plan is None:
+            plan = _stage_plans[key] = _plan_stages(key)
+        self._plan = plan
 
     def _stage(self, stage: str) -> Any:
-        hooks: list[tuple[Hook, SchemaExtension]] = []
-        for extension in self.extensions:
-            hook = _class_hook(type(extension), stage)
-            if hook is None:
-                continue
-            if hook is False:
-                return _STAGES[stage](self.extensions)
-            hooks.append((hook, extension))  # type: ignore[arg-type]
-        return _Stage(hooks)
+        hooks = self._plan[stage]
+        if hooks is None:
+            return _STAGES[stage](self.extensions)
+        extensions = self.extensions
+        return _Stage([(hook, extensions[index]) for hook, index in hooks])
 
     def operation(self) -> Any:
         return self._stage("on_operation")

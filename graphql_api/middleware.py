@@ -49,6 +49,7 @@ class RequestMiddleware:
         self._max_bytes = max_bytes
         self._read_timeout_s = read_timeout_s
         self._server_timing = server_timing
+        self._too_large = f"request body larger than {max_bytes} bytes"
         worker = str(os.getpid())
         self._requests = metrics.worker_requests.labels(worker)
         self._in_flight = metrics.worker_in_flight.labels(worker)
@@ -83,14 +84,16 @@ class RequestMiddleware:
             nonlocal status, finished, total
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers["X-Request-ID"] = rid
+                # Appended as they are: the app sets neither, so there is nothing to replace.
+                headers = message["headers"] = list(message.get("headers", ()))
+                headers.append((b"x-request-id", rid.encode("latin-1")))
                 if finished is None:
                     now = time.perf_counter()
                     total = now - phases.started
                     finished = phases.finish(now)
                     if self._server_timing:
-                        headers["Server-Timing"] = server_timing_header(finished, total)
+                        timing = server_timing_header(finished, total)
+                        headers.append((b"server-timing", timing.encode("latin-1")))
             await send(message)
 
         received = 0
@@ -109,7 +112,7 @@ class RequestMiddleware:
                 raise _BodyTooLargeError
             return message
 
-        too_large = f"request body larger than {self._max_bytes} bytes"
+        too_large = self._too_large
         try:
             if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
                 await _refuse(send_wrapped, 413, too_large)

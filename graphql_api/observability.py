@@ -330,6 +330,7 @@ class RuntimeMetrics:
             ["phase"], registry=registry,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
+        self._slow_phase_children: dict[str, Any] = {}
         self._gc_started = 0.0
         self._lag_max = 0.0
         self.loop_lag_max.set_function(self._take_lag_max)
@@ -372,8 +373,12 @@ class RuntimeMetrics:
     def record(self, phases: dict[str, float], total: float) -> None:
         if total > SLOW_REQUEST_S:
             self.slow_requests.inc()
+            children = self._slow_phase_children
             for phase, seconds in phases.items():
-                self.slow_phase.labels(phase).observe(seconds)
+                child = children.get(phase)
+                if child is None:  # phases are the fixed ones and the schema's resolvers
+                    child = children[phase] = self.slow_phase.labels(phase)
+                child.observe(seconds)
 
 
 def server_timing_header(phases: dict[str, float], total: float) -> str:
