@@ -22,7 +22,8 @@ The graph is bench/api_load.py's, prepared (and cached) at a small scale by defa
 from the embedded FalkorDB or (`--store neo4j`) a local Neo4j server.
 `--profile graphql|bare` runs cProfile over the event-loop thread instead (the service thread is
 the same for both sides) and prints the functions by own time; `--layers` times GraphQL's
-layers one by one (with `--stub-service`: the API's own cost per layer).
+layers one by one, down to the operation plan alone and the service call alone (with
+`--stub-service`: the API's own cost per layer).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import random
 import statistics
 import sys
 import time
+from inspect import isawaitable
 from pathlib import Path
 from typing import Any
 
@@ -183,11 +185,14 @@ def donors_for(round_: int, count: int, donors: int) -> list[str]:
 
 async def layers(app: Any, args: argparse.Namespace, token: str) -> dict[str, list[float]]:
     """GraphQL's layers one by one, each as event-loop thread CPU ms per request: the whole app,
-    the GraphQL view without the app's middleware, and Strawberry's `schema.execute` alone."""
+    the GraphQL view without the app's middleware, Strawberry's `schema.execute` alone, the
+    operation plan alone, and the service call alone."""
     from donor_match.services.auth import Principal, Role
     from graphql_api.app import _GraphQLApp
     from graphql_api.context import Context
     from graphql_api.loaders import initiative_loader, nonprofit_loader
+    from graphql_api.observability import run_in_thread
+    from graphql_api.parsing import _parse as parse
 
     view = next(
         route.endpoint for route in app.api.routes
@@ -215,10 +220,30 @@ async def layers(app: Any, args: argparse.Namespace, token: str) -> dict[str, li
         if result.errors:
             raise RuntimeError(result.errors)
 
+    schema = view.schema
+    document = parse(QUERY)
+
+    async def plan(donor: str) -> None:
+        # The operation plan alone (graphql_api/operation_plan.py), without Strawberry's
+        # execution around it: what `schema.execute` adds is the difference.
+        result = schema._plans.execute(
+            schema._schema, document, context_value=context(), variable_values={"d": donor},
+            operation_name="Matches", executor_class=schema.execution_context_class,
+        )
+        if isawaitable(result):
+            result = await result
+        if result.errors:
+            raise RuntimeError(result.errors)
+
+    async def hop(donor: str) -> None:
+        await run_in_thread(view._services.matches.matches, principal, donor, 20)
+
     sides: dict[str, Any] = {
         "app": lambda donor: whole.send(graphql_request(donor, token)),
         "view_without_middleware": lambda donor: bare_view.send(graphql_request(donor, token)),
         "schema_execute": execute,
+        "plan_only": plan,
+        "service_call_only": hop,  # the service call and its thread hop
     }
     spent: dict[str, list[float]] = {name: [] for name in sides}
     for round_ in range(args.rounds):
