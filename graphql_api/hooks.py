@@ -38,32 +38,20 @@ _STAGES: dict[str, type[ExtensionContextManagerBase]] = {
     "on_execute": ExecutingContextManager,
 }
 
-# Per extension class and stage: None (no hook), the generator function, or False (a hook of
-# another kind: the stage is left to Strawberry). Classes are few and live as long as the process.
-_hooks: dict[tuple[type[SchemaExtension], str], Hook | bool | None] = {}
 _has_results: dict[type[SchemaExtension], bool] = {}
 
 
 def _class_hook(cls: type[SchemaExtension], stage: str) -> Hook | bool | None:
-    key = (cls, stage)
-    try:
-        return _hooks[key]
-    except KeyError:
-        pass
+    """None (no hook), the generator function, or False (a hook of another kind: the stage is
+    left to Strawberry)."""
     function = getattr(cls, stage)
-    hook: Hook | bool | None
     if function is getattr(SchemaExtension, stage):
-        hook = None
-    elif inspect.isgeneratorfunction(function):
-        hook = function
-    else:
-        hook = False
-    _hooks[key] = hook
-    return hook
+        return None
+    return function if inspect.isgeneratorfunction(function) else False
 
 
 # Per tuple of extension classes and stage: each hook with the index of its extension, or None
-# where some hook is of another kind (the stage is left to Strawberry).
+# where some hook is of another kind. Classes are few and live as long as the process.
 _stage_plans: dict[tuple[type[SchemaExtension], ...], dict[str, list[tuple[Hook, int]] | None]] = {}
 
 
@@ -72,15 +60,16 @@ def _plan_stages(
 ) -> dict[str, list[tuple[Hook, int]] | None]:
     plan: dict[str, list[tuple[Hook, int]] | None] = {}
     for stage in _STAGES:
-        hooks: list[tuple[Hook, int]] | None = []
+        hooks: list[tuple[Hook, int]] = []
         for index, cls in enumerate(classes):
             hook = _class_hook(cls, stage)
             if hook is False:
-                hooks = None
+                plan[stage] = None
                 break
-            if hook is not None and hooks is not None:
+            if hook is not None:
                 hooks.append((hook, index))  # type: ignore[arg-type]
-        plan[stage] = hooks
+        else:
+            plan[stage] = hooks
     return plan
 
 
