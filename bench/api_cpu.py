@@ -261,9 +261,10 @@ async def measure(args: argparse.Namespace, token: str) -> dict[str, Any]:
     stop_lifespan, inbox = await lifespan(app)
     if args.gc_off:
         gc.disable()  # after the lifespan's collect and freeze, as served
-    if args.threads:
-        import anyio.to_thread
-        anyio.to_thread.current_default_thread_limiter().total_tokens = args.threads
+    if args.threads:  # the pool both sides' service calls run in (run_in_thread)
+        from concurrent.futures import ThreadPoolExecutor
+
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(args.threads))
     if args.stub_service:
         stub_service(app, args)
     if args.layers:
@@ -380,7 +381,10 @@ def main() -> None:
         "--concurrency", type=int, default=1,
         help="keep-alive connections sending together (a served worker has several in flight)",
     )
-    parser.add_argument("--threads", type=int, default=0, help="anyio's thread limit (0: its own)")
+    parser.add_argument(
+        "--threads", type=int, default=0,
+        help="threads of the event loop's executor (0: Python's default size)",
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
 
