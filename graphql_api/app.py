@@ -302,6 +302,15 @@ def build_app(
         blas.restore_original_limits()
         close()
 
+    # Only where a browser origin is allowed: without one the layer would only add `Vary`.
+    cors = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=app_settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+        )
+    ] if app_settings.cors_origins else []
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -321,16 +330,7 @@ def build_app(
                 read_timeout_s=app_settings.body_read_timeout_s,
                 server_timing=app_settings.server_timing,
             ),
-            # Only where a browser origin is allowed: without one it would only add `Vary`.
-            *(
-                [Middleware(
-                    CORSMiddleware,
-                    allow_origins=app_settings.cors_origins,
-                    allow_methods=["GET", "POST"],
-                    allow_headers=["Authorization", "Content-Type", "X-API-Key"],
-                )]
-                if app_settings.cors_origins else []
-            ),
+            *cors,
         ],
     )
     app.state.services = services
