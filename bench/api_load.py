@@ -23,7 +23,10 @@
    and how often the store forked.
 4. stall (--stall): the same, at the first --rate for --stall-seconds, while a bulk update of
    funding needs (`bulk_update_needs`) or an ETL load of donations (`etl_load_donations`)
-   lands in every slice, starting 3 s in, so a stall after bulk writes shows in p99.
+   lands in every slice, starting 3 s in, so a stall after bulk writes shows in p99. Each stall
+   slice starts once the store has settled (--settle-seconds without a fork), and lasts long
+   enough for the forks that collect its write's index garbage: they stall that slice, not the
+   other target's next one.
 The API sends each answer's phases (Server-Timing), which the generator records; the results
 give the mean phases of the slowest 1% of each GraphQL phase's answers and what their latency
 held outside the app.
@@ -837,7 +840,8 @@ def pooled(slices: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _headline(piece: dict[str, Any]) -> dict[str, Any]:
     keys = ("target", "p50_ms", "p99_ms", "throughput_rps", "api_cpu_ms_per_request",
-            "api_loop_cpu_ms_per_request", "generator_cpu_ms_per_request", "store_forks", "during")
+            "api_loop_cpu_ms_per_request", "generator_cpu_ms_per_request", "store_forks",
+            "settled_s", "during")
     return {k: piece[k] for k in keys if k in piece}
 
 
@@ -920,7 +924,13 @@ def main() -> None:
         help="stall phases: GraphQL, then the floor, at the first --rate while a bulk update of "
         "funding needs (needs) or an ETL load of donations (etl) lands",
     )
-    parser.add_argument("--stall-seconds", type=int, default=45)
+    parser.add_argument(
+        "--stall-seconds",
+        type=int,
+        default=60,
+        help="each stall slice: long enough that the store's forks to collect the garbage of "
+        "its write (every 30 s while there is some) fall within it",
+    )
     parser.add_argument(
         "--writer-nice",
         type=int,
@@ -937,7 +947,8 @@ def main() -> None:
         "--settle-seconds",
         type=float,
         default=35,
-        help="before measuring, wait until the store has not forked for this long (0: no wait)",
+        help="before measuring, and before each stall slice, wait until the store has not "
+        "forked for this long (0: no wait)",
     )
     parser.add_argument(
         "--warmup-seconds",
@@ -1038,13 +1049,21 @@ def main() -> None:
         for name, rate, seconds, stall in comparisons:
             for _ in range(args.rounds):
                 for target in ("graphql", "bare") if pair % 2 == 0 else ("bare", "graphql"):
-                    slices.setdefault(f"{target}_{name}", []).append(
-                        _load(
-                            base, target, args.donors, args.connections, rate, seconds, token,
-                            workers, during=writers[stall] if stall else None,
-                            forks=server.forks,
-                        )
+                    # FalkorDB collects the index garbage of a write in forks of the whole
+                    # server, on a 30 s timer: without a wait, a fork that one slice's write
+                    # causes can stall the next slice, the other target's.
+                    settled = (
+                        _settle(server.forks, args.settle_seconds)
+                        if stall and server.forks() is not None and args.settle_seconds
+                        else None
                     )
+                    piece = _load(
+                        base, target, args.donors, args.connections, rate, seconds, token,
+                        workers, during=writers[stall] if stall else None, forks=server.forks,
+                    )
+                    if settled is not None:
+                        piece["settled_s"] = settled
+                    slices.setdefault(f"{target}_{name}", []).append(piece)
                 pair += 1
         runs = {name: pooled(pieces) for name, pieces in slices.items()}
         # Fold this run's writes into the snapshot, so that the next run starts without
