@@ -701,11 +701,6 @@ def api_workers(server: subprocess.Popen[bytes]) -> list[int]:
     return workers or [server.pid]
 
 
-def api_cpu_seconds(workers: list[int]) -> float:
-    """User and system CPU seconds the processes have used so far (Linux /proc)."""
-    return sum(worker_cpu_seconds(workers).values())
-
-
 def worker_cpu_seconds(workers: list[int]) -> dict[int, float]:
     """Each process's user and system CPU seconds so far (Linux /proc)."""
     return {pid: _cpu_seconds(f"/proc/{pid}/stat") for pid in workers}
@@ -1013,8 +1008,10 @@ def main() -> None:
         # Warm both paths (model load, page cache, cold caches) before measuring.
         _load(base, "graphql", args.donors, 8, 0, 10, token)
         _load(base, "bare", args.donors, 8, 0, 5, token)
-        if server.forks() is not None and args.settle_seconds:
-            _log(f"the store settled in {_settle(server.forks, args.settle_seconds)} s")
+        # Only a store that forks (FalkorDB) needs to settle.
+        settle_s = args.settle_seconds if server.forks() is not None else 0
+        if settle_s:
+            _log(f"the store settled in {_settle(server.forks, settle_s)} s")
         workers = api_workers(api)
         # Unmeasured: the first seconds of open-loop load after a pause are slower for whichever
         # target comes first (docs/api-performance.md); the comparison is of the steady state.
@@ -1052,11 +1049,7 @@ def main() -> None:
                     # FalkorDB collects the index garbage of a write in forks of the whole
                     # server, on a 30 s timer: without a wait, a fork that one slice's write
                     # causes can stall the next slice, the other target's.
-                    settled = (
-                        _settle(server.forks, args.settle_seconds)
-                        if stall and server.forks() is not None and args.settle_seconds
-                        else None
-                    )
+                    settled = _settle(server.forks, settle_s) if stall and settle_s else None
                     piece = _load(
                         base, target, args.donors, args.connections, rate, seconds, token,
                         workers, during=writers[stall] if stall else None, forks=server.forks,
