@@ -22,8 +22,8 @@ The graph is bench/api_load.py's, prepared (and cached) at a small scale by defa
 from the embedded FalkorDB or (`--store neo4j`) a local Neo4j server.
 `--profile graphql|bare` runs cProfile over the event-loop thread instead (the service thread is
 the same for both sides) and prints the functions by own time; `--layers` times GraphQL's
-layers one by one, down to the operation plan alone and the service call alone (with
-`--stub-service`: the API's own cost per layer).
+layers one by one, down to the operation plan alone and the service call alone, and the floor
+alone and behind the API's middleware (with `--stub-service`: the API's own cost per layer).
 """
 
 from __future__ import annotations
@@ -186,7 +186,8 @@ def donors_for(round_: int, count: int, donors: int) -> list[str]:
 async def layers(app: Any, args: argparse.Namespace, token: str) -> dict[str, list[float]]:
     """GraphQL's layers one by one, each as event-loop thread CPU ms per request: the whole app,
     the GraphQL view without the app's middleware, Strawberry's `schema.execute` alone, the
-    operation plan alone, and the service call alone."""
+    operation plan alone, and the service call alone; beside them the floor, alone and behind
+    the API's own middleware (what of the gap is the middleware's, which the floor skips)."""
     from donor_match.services.auth import Principal, Role
     from graphql_api.app import _GraphQLApp
     from graphql_api.context import Context
@@ -200,6 +201,8 @@ async def layers(app: Any, args: argparse.Namespace, token: str) -> dict[str, li
     )
     loop = asyncio.get_running_loop()
     whole, bare_view = Client(app, loop), Client(view, loop)
+    outermost = app.api.user_middleware[0]  # RequestMiddleware, configured as the API's
+    behind_middleware = Client(outermost.cls(app, *outermost.args, **outermost.kwargs), loop)
     principal = Principal("bench", Role.ADMIN)
 
     def context() -> Context:
@@ -244,6 +247,8 @@ async def layers(app: Any, args: argparse.Namespace, token: str) -> dict[str, li
         "schema_execute": execute,
         "plan_only": plan,
         "service_call_only": hop,  # the service call and its thread hop
+        "floor": lambda donor: whole.send(bare_request(donor)),
+        "floor_behind_middleware": lambda donor: behind_middleware.send(bare_request(donor)),
     }
     spent: dict[str, list[float]] = {name: [] for name in sides}
     for round_ in range(args.rounds):
