@@ -4,19 +4,18 @@
     PYTHONPATH=$PWD .venv/bin/python bench/api_cpu.py --profile graphql --requests 2000
 
 Both endpoints run as bench/api_load.py serves them (`bench_app`: the API app with all its
-middleware, and the bare `/bare/matches` floor beside it), behind uvicorn's own httptools
-protocol on a uvloop loop, fed raw HTTP/1.1 bytes over keep-alive connections through an
-in-memory transport: HTTP parsing, the ASGI cycle, middleware, authentication, Strawberry,
-graphql-core, the service's thread hop and JSON are all counted; sockets and the kernel are
-not. Requests go one at a time per connection (`--concurrency` connections at once, as a served
-worker has several requests in flight), for the same random donors on every side, in rounds
-that take the sides in turn (`graphql_generic`: GraphQL with an Accept header that sends it through
-Strawberry's generic HTTP handling rather than the plain POST path); each round's CPU time
-(`time.process_time`: every thread of the
-process, the service threads included) over its requests is one sample, and the minimum and
-median of the rounds are reported, with their ratio. CPU time rather than wall time: on a
-shared host a ratio of CPU times holds still where latencies do not. The store (an embedded
-FalkorDB, a separate process) is not counted.
+middleware, and the bare `/bare/matches` floor beside it), behind the image's httptools protocol
+(graphql_api/server.py) on a uvloop loop, fed raw HTTP/1.1 bytes over keep-alive connections
+through an in-memory transport: HTTP parsing, the ASGI cycle, middleware, authentication,
+Strawberry, graphql-core, the service's thread hop and JSON are all counted; sockets and the
+kernel are not. Requests go one at a time per connection (`--concurrency` connections at once,
+as a served worker has several requests in flight), for the same random donors on every side, in
+rounds that take the sides in turn (`graphql_generic`: GraphQL with an Accept header that sends
+it through Strawberry's generic HTTP handling rather than the plain POST path); each round's CPU
+time (`time.process_time`: every thread of the process, the service threads included) over its
+requests is one sample, and the minimum and median of the rounds are reported, with their ratio.
+CPU time rather than wall time: on a shared host a ratio of CPU times holds still where
+latencies do not. The store (an embedded FalkorDB, a separate process) is not counted.
 
 The graph is bench/api_load.py's, prepared (and cached) at a small scale by default, served
 from the embedded FalkorDB or (`--store neo4j`) a local Neo4j server.
@@ -121,16 +120,17 @@ class Client:
 
     def __init__(self, app: Any, loop: asyncio.AbstractEventLoop) -> None:
         import uvicorn
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
         from uvicorn.server import ServerState
 
+        from graphql_api.server import BoundedHttpProtocol
+
         config = uvicorn.Config(
-            app, http="httptools", lifespan="off", log_level="warning", access_log=False
+            app, http=BoundedHttpProtocol, lifespan="off", log_level="warning", access_log=False
         )
         config.load()
         self.loop = loop
         self.transport = _Transport()
-        self.protocol = HttpToolsProtocol(config, ServerState(), {}, _loop=loop)
+        self.protocol = BoundedHttpProtocol(config, ServerState(), {}, _loop=loop)
         self.protocol.connection_made(self.transport)  # type: ignore[arg-type]
 
     async def send(self, raw: bytes) -> bytes:

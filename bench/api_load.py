@@ -601,7 +601,8 @@ def serve(args: argparse.Namespace) -> None:
         "log_level": "warning",
         "access_log": False,
         "loop": "uvloop",
-        "http": "httptools",
+        # The image's protocol, with its header and idle keep-alive bounds (their defaults).
+        "http": "graphql_api.server:BoundedHttpProtocol",
         "lifespan": "on",
     }
     if os.environ.get("BENCH_REUSE_PORT") != "1" or args.workers == 1:

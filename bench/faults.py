@@ -326,7 +326,7 @@ def main() -> None:
         api = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "entrypoints.asgi:create_app",
              "--host", "127.0.0.1", "--port", str(port), "--workers", "2", "--log-level",
-             "warning", "--http", "graphql_api.server:HeaderTimeoutProtocol"],
+             "warning", "--http", "graphql_api.server:BoundedHttpProtocol"],
             env=env, stdout=subprocess.DEVNULL, stderr=(work / "api.log").open("wb"))
 
         def stop_api() -> None:

@@ -86,9 +86,15 @@ class AppSettings(BaseSettings):
         10.0, gt=0, validation_alias="DONOR_MATCH_BODY_READ_TIMEOUT_S"
     )
     # A connection must complete a request's headers this long after opening (or after the
-    # previous response), or it is closed: slow headers (slowloris) hold no socket for long.
+    # request's first byte), or it is closed: slow headers (slowloris) hold no socket for long.
     header_read_timeout_s: float = Field(
         10.0, gt=0, validation_alias="DONOR_MATCH_HEADER_READ_TIMEOUT_S"
+    )
+    # An idle keep-alive connection is closed after this long. Longer than the idle timeout of
+    # any proxy in front (nginx and AWS load balancers keep 60 s), or the proxy sends a request
+    # on a connection as the server closes it, and that request fails.
+    keep_alive_timeout_s: float = Field(
+        75.0, gt=0, validation_alias="DONOR_MATCH_KEEP_ALIVE_TIMEOUT_S"
     )
     # How long /readyz waits for the store: one that does not answer (frozen) is not ready.
     ready_timeout_s: float = Field(1.0, gt=0, validation_alias="DONOR_MATCH_READY_TIMEOUT_S")

@@ -13,7 +13,7 @@ from graph_store import StoreSettings
 from graphql_api.app import build_app
 from graphql_api.graphiql import GraphiQLDefaults
 from graphql_api.observability import ApiMetrics, CountingStore, configure_json_logging
-from graphql_api.server import with_header_timeout
+from graphql_api.server import with_timeouts
 
 
 def create_app(
@@ -38,12 +38,13 @@ def create_app(
 def uvicorn_options(settings: AppSettings) -> dict[str, Any]:
     """What uvicorn needs beyond the app (`donor-match serve`; deploy/Dockerfile's CMD says the
     same): X-Forwarded-For only from the configured ingress, WebSocket messages no larger
-    than a request body (uvicorn's default is 16 MiB), and a bound on receiving headers."""
+    than a request body (uvicorn's default is 16 MiB), and bounds on receiving headers and on
+    an idle keep-alive connection."""
     return {
         "proxy_headers": True,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
         "ws_max_size": settings.max_body_bytes,
-        "http": with_header_timeout(settings.header_read_timeout_s),
+        "http": with_timeouts(settings.header_read_timeout_s, settings.keep_alive_timeout_s),
     }
 
 

@@ -1,14 +1,18 @@
-"""uvicorn's HTTP protocol (httptools) with a bound on the time to receive a request's headers.
+"""uvicorn's HTTP protocol (httptools) with two bounds on a connection's time.
 
-uvicorn bounds a request's body (the app's 408) and an idle keep-alive connection, but not a
-connection that opens and sends nothing, nor headers that trickle in a byte at a time
-(slowloris): each holds a socket and its memory for as long as the client likes. Here a
-connection must complete a request's headers within `header_timeout_s` of opening, or of the
-previous response; otherwise it is closed (with a 408 if the request had begun).
+- Headers: uvicorn bounds a request's body (the app's 408) but not a connection that opens and
+  sends nothing, nor headers that trickle in a byte at a time (slowloris): each would hold a
+  socket and its memory for as long as the client likes. Here a request's headers must be
+  complete within `header_timeout_s` of the connection opening or of the request's first byte;
+  otherwise the connection is closed (with a 408 if the request had begun).
+- Idle keep-alive: `keep_alive_s` rather than uvicorn's 5 s. A proxy in front (nginx,
+  a cloud load balancer) keeps idle connections for 60 s and more; where the server closes one
+  first, a request the proxy sends on it as the close arrives fails (a 502 to its caller). So
+  the server's bound must be the longer one.
 
-`donor-match serve` passes the class through `graphql_api.app.uvicorn_options`; the image's
-uvicorn takes it as `--http graphql_api.server:HeaderTimeoutProtocol`, reading the bound from
-DONOR_MATCH_HEADER_READ_TIMEOUT_S.
+`donor-match serve` passes the class through `entrypoints.asgi.uvicorn_options`; the image's
+uvicorn takes it as `--http graphql_api.server:BoundedHttpProtocol`, reading the bounds from
+DONOR_MATCH_HEADER_READ_TIMEOUT_S and DONOR_MATCH_KEEP_ALIVE_TIMEOUT_S.
 """
 
 from __future__ import annotations
@@ -27,13 +31,19 @@ TIMEOUT_RESPONSE = (
 )
 
 
-class HeaderTimeoutProtocol(HttpToolsProtocol):
-    # None: DONOR_MATCH_HEADER_READ_TIMEOUT_S, read once (uvicorn's command line names only the
-    # class); `with_header_timeout` makes a subclass with the value fixed.
+class BoundedHttpProtocol(HttpToolsProtocol):
+    # None: the environment's (AppSettings), read once (uvicorn's command line names only the
+    # class); `with_timeouts` makes a subclass with the values fixed.
     header_timeout_s: float | None = None
+    keep_alive_s: float | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        header_timeout_s, keep_alive_s = _timeouts_of(type(self))
+        self._header_timeout_s = header_timeout_s
+        # uvicorn's idle timer reads it after each response (its annotation says int; the
+        # timer's call_later takes any number of seconds).
+        self.timeout_keep_alive = keep_alive_s  # type: ignore[assignment]
         self._header_timer: asyncio.TimerHandle | None = None
         self._request_begun = False
 
@@ -46,6 +56,11 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
+        # A request's first byte: its headers are due from here (or from the connection's
+        # opening, for its first request), not from the previous response, so an idle
+        # keep-alive connection is uvicorn's idle timer's alone.
+        if self._header_timer is None:
+            self._arm_header_timer()
         self._request_begun = True
         super().on_message_begin()
 
@@ -54,17 +69,10 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._disarm_header_timer()
         super().on_headers_complete()
 
-    def on_response_complete(self) -> None:
-        # The next request's headers are due now, unless one is already queued (pipelined).
-        waiting = bool(self.pipeline)
-        super().on_response_complete()
-        if not waiting and not self.transport.is_closing():
-            self._arm_header_timer()
-
     def _arm_header_timer(self) -> None:
         self._disarm_header_timer()
         self._request_begun = False
-        self._header_timer = self.loop.call_later(_timeout_of(type(self)), self._headers_late)
+        self._header_timer = self.loop.call_later(self._header_timeout_s, self._headers_late)
 
     def _disarm_header_timer(self) -> None:
         if self._header_timer is not None:
@@ -80,17 +88,26 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-_from_environment: dict[str, float] = {}
+_from_environment: list[tuple[float, float]] = []
 
 
-def _timeout_of(protocol: type[HeaderTimeoutProtocol]) -> float:
-    if protocol.header_timeout_s is not None:
-        return protocol.header_timeout_s
-    if "s" not in _from_environment:
-        _from_environment["s"] = AppSettings().header_read_timeout_s
-    return _from_environment["s"]
+def _timeouts_of(protocol: type[BoundedHttpProtocol]) -> tuple[float, float]:
+    header_timeout_s, keep_alive_s = protocol.header_timeout_s, protocol.keep_alive_s
+    if header_timeout_s is None or keep_alive_s is None:
+        if not _from_environment:
+            settings = AppSettings()
+            _from_environment.append(
+                (settings.header_read_timeout_s, settings.keep_alive_timeout_s)
+            )
+        from_environment = _from_environment[0]
+        header_timeout_s = from_environment[0] if header_timeout_s is None else header_timeout_s
+        keep_alive_s = from_environment[1] if keep_alive_s is None else keep_alive_s
+    return header_timeout_s, keep_alive_s
 
 
-def with_header_timeout(timeout_s: float) -> type[HeaderTimeoutProtocol]:
-    """The protocol with this bound (an in-process uvicorn: `serve`, tests, benchmarks)."""
-    return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout_s": timeout_s})
+def with_timeouts(header_timeout_s: float, keep_alive_s: float) -> type[BoundedHttpProtocol]:
+    """The protocol with these bounds (an in-process uvicorn: `serve`, tests, benchmarks)."""
+    return type(
+        "BoundedHttpProtocol", (BoundedHttpProtocol,),
+        {"header_timeout_s": header_timeout_s, "keep_alive_s": keep_alive_s},
+    )

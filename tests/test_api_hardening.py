@@ -272,3 +272,26 @@ def test_slow_headers_are_cut_off(tmp_path: Path) -> None:
         assert took < 2.5
         # Honest clients are not affected.
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+
+
+def test_idle_keep_alive_connections_outlast_the_header_bound(tmp_path: Path) -> None:
+    """An idle keep-alive connection is kept DONOR_MATCH_KEEP_ALIVE_TIMEOUT_S after its last
+    response, past the header bound (which runs from a request's first byte), and is then
+    closed: a proxy that reuses its idle connections for longer than uvicorn's 5 s must not
+    find one closed under it."""
+    settings = AppSettings(
+        models_dir=tmp_path / "models", header_read_timeout_s=0.5, keep_alive_timeout_s=2.0
+    )
+    app = create_app(settings, StoreSettings(falkordb_port=free_port()), TEST_AUTH)
+    with (
+        real_uvicorn(app, settings) as port,
+        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+    ):
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+        time.sleep(1.2)  # idle past the header bound
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")  # the same connection
+        started = time.monotonic()
+        assert sock.recv(4096) == b""  # closed once idle for the keep-alive bound
+        assert 1.5 < time.monotonic() - started < 3.5
