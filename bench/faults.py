@@ -32,7 +32,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from typing import Any
 import httpx
 import psutil
 import websockets
+from ports import free_port
 from pydantic import SecretStr
 
 from donor_match.services.auth import Role, TokenService
@@ -66,12 +66,6 @@ MATCHES = "query($d: ID!) { matches(donorId: $d, first: 5) { rank nonprofit { id
 FEED = "subscription($id: ID!) { donationRecorded(nonprofitId: $id) { id } }"
 GRAPH = SynthConfig(donors=200, nonprofits=30, causes=6, regions=4, donations=1_000, seed=5)
 DISK_MB = 64
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Load:

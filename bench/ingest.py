@@ -23,7 +23,6 @@ import os
 import platform
 import resource
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ports import free_port
 
 if TYPE_CHECKING:
     from graph_store import GraphStore
@@ -41,12 +42,6 @@ sys.path.insert(0, str(REPO))
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def phase_synth(args: argparse.Namespace) -> dict[str, Any]:
@@ -245,8 +240,8 @@ def _server(store: str, directory: Path) -> Iterator[tuple[list[str], int | None
 
         os.environ.setdefault("NEO4J_PASSWORD", secrets.token_urlsafe(24))
         settings = StoreSettings(
-            backend="neo4j", data_dir=directory, neo4j_uri=f"neo4j://127.0.0.1:{_free_port()}",
-            neo4j_analyst_uri=f"neo4j://127.0.0.1:{_free_port()}",
+            backend="neo4j", data_dir=directory, neo4j_uri=f"neo4j://127.0.0.1:{free_port()}",
+            neo4j_analyst_uri=f"neo4j://127.0.0.1:{free_port()}",
             neo4j_analyst_password=os.environ["NEO4J_PASSWORD"],
         )
         local = LocalNeo4j(settings)
@@ -260,7 +255,7 @@ def _server(store: str, directory: Path) -> Iterator[tuple[list[str], int | None
 
     # Its password in the environment, where the phases' subprocesses' StoreSettings read it.
     password = os.environ.setdefault("DONOR_MATCH_FALKORDB_PASSWORD", secrets.token_urlsafe(24))
-    server = EmbeddedFalkorDB(directory / "falkordb", _free_port(), password=password)
+    server = EmbeddedFalkorDB(directory / "falkordb", free_port(), password=password)
     status = server.start()
     try:
         yield ["--store", "falkordb", "--port", str(server.port), "--graph", "bench"], status.pid

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from ports import free_port
 
 from graphql_api.server import with_timeouts
 
@@ -37,15 +37,9 @@ async def _ok(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def lost_at(keep_alive_s: float, gap_ms: int, seconds: float) -> dict[str, Any]:
     """The client's answered and failed requests against a server with this idle bound."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(
         _ok, host="127.0.0.1", port=port, log_level="warning", loop="uvloop",
         http=with_timeouts(10.0, keep_alive_s), lifespan="off",

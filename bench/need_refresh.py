@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ports import free_port
 
 from donor_match.repositories.store import StoreMatches
 from donor_match.services.matching import _NeedIndex
@@ -178,7 +179,7 @@ def main() -> None:
         raise SystemExit(f"no prepared store in {args.workdir} (run bench/api_load.py first)")
     copy = Path(tempfile.mkdtemp(prefix="need-refresh-"))
     shutil.copytree(source, copy / "falkordb" / "appendonlydir")
-    server = EmbeddedFalkorDB(copy / "falkordb", _free_port())
+    server = EmbeddedFalkorDB(copy / "falkordb", free_port())
     results: list[dict[str, Any]] = []
     try:
         status = server.start(wait_s=600)
@@ -227,14 +228,6 @@ def main() -> None:
     if args.out is not None:
         args.out.write_text(text + "\n")
     print(text)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import secrets
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 import psutil
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from ports import free_port
 
 from etl.synth import SynthConfig, stream
 from etl.writer import complete, merge_statement
@@ -38,12 +38,6 @@ from graph_store import StoreSettings, open_store, statement
 from graph_store.local_neo4j import LocalNeo4j
 
 TIMED = ("donors", "donations")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _batches(data: Path, entity: str, size: int) -> list[list[dict[str, Any]]]:
@@ -55,8 +49,8 @@ def run(method: str, data: Path, batches: dict[str, list[list[dict[str, Any]]]],
         work: Path) -> dict[str, Any]:
     """One load of the timed entities by `method` into a fresh server; rows/s per entity."""
     settings = StoreSettings(
-        backend="neo4j", data_dir=work, neo4j_uri=f"neo4j://127.0.0.1:{_free_port()}",
-        neo4j_analyst_uri=f"neo4j://127.0.0.1:{_free_port()}",
+        backend="neo4j", data_dir=work, neo4j_uri=f"neo4j://127.0.0.1:{free_port()}",
+        neo4j_analyst_uri=f"neo4j://127.0.0.1:{free_port()}",
         neo4j_analyst_password=os.environ["NEO4J_PASSWORD"], timeout_s=3600,
         connect_timeout_s=30, retry_s=30,
     )

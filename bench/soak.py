@@ -25,7 +25,6 @@ import json
 import os
 import random
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import httpx
 import psutil
 import redis
 import websockets
+from ports import free_port
 from pydantic import SecretStr
 
 from donor_match.services.auth import Role, TokenService
@@ -63,12 +63,6 @@ HEAVY = ("MATCH (d:Donor)-[g:DONATED]->(n:Nonprofit) RETURN n.id AS n, count(g) 
 FEED = "subscription($id: ID!) { donationRecorded(nonprofitId: $id) { id } }"
 # Share of requests per operation.
 MIX = (("matches", 0.4), ("catalog", 0.3), ("record", 0.25), ("analyst", 0.05))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def footprint(pid: int) -> dict[str, float]:

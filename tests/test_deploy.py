@@ -20,7 +20,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ import kubernetes_validate
 import pytest
 import typer.main
 import yaml
+from conftest import free_port
 
 from entrypoints.cli import app as cli_app
 
@@ -785,12 +785,6 @@ def test_ci_workflow_jobs() -> None:
 # The wheel, as the image installs it
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _get(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -822,7 +816,7 @@ def test_the_image_commands_run_from_the_installed_wheel(tmp_path: Path) -> None
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         "HOME": str(work),
         "DONOR_MATCH_STORE": "neo4j",
-        "NEO4J_URI": f"neo4j://127.0.0.1:{_free_port()}",  # nothing listens: store is down
+        "NEO4J_URI": f"neo4j://127.0.0.1:{free_port()}",  # nothing listens: store is down
         "DONOR_MATCH_STORE_TIMEOUT_S": "2",
         "DONOR_MATCH_MODELS_DIR": str(work / "models"),
         "WEB_CONCURRENCY": "1",
@@ -842,7 +836,7 @@ def test_the_image_commands_run_from_the_installed_wheel(tmp_path: Path) -> None
         run([str(bin_dir / command[0]), *words, "--help"])
 
     # The image's CMD and HEALTHCHECK, on a free loopback port instead of 0.0.0.0:8000.
-    port = _free_port()
+    port = free_port()
     cmd = _cmd()
     cmd[cmd.index("--port") + 1] = str(port)
     cmd[cmd.index("--host") + 1] = "127.0.0.1"
