@@ -18,6 +18,7 @@ DONOR_MATCH_HEADER_READ_TIMEOUT_S and DONOR_MATCH_KEEP_ALIVE_TIMEOUT_S.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -88,18 +89,16 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-_from_environment: list[tuple[float, float]] = []
+@functools.cache
+def _environment_timeouts() -> tuple[float, float]:
+    settings = AppSettings()
+    return settings.header_read_timeout_s, settings.keep_alive_timeout_s
 
 
 def _timeouts_of(protocol: type[BoundedHttpProtocol]) -> tuple[float, float]:
     header_timeout_s, keep_alive_s = protocol.header_timeout_s, protocol.keep_alive_s
     if header_timeout_s is None or keep_alive_s is None:
-        if not _from_environment:
-            settings = AppSettings()
-            _from_environment.append(
-                (settings.header_read_timeout_s, settings.keep_alive_timeout_s)
-            )
-        from_environment = _from_environment[0]
+        from_environment = _environment_timeouts()
         header_timeout_s = from_environment[0] if header_timeout_s is None else header_timeout_s
         keep_alive_s = from_environment[1] if keep_alive_s is None else keep_alive_s
     return header_timeout_s, keep_alive_s
